@@ -1,0 +1,135 @@
+"""The one interface every cloud adapter implements (DESIGN.md §5).
+
+A *package* is a directory in transfer storage holding an OVF package: the descriptor
+(``<name>.ovf``), its disk and other files, and a SHA-256 manifest (``<name>.mf``, the
+OVF 1.x format ``SHA256(file)= hex``). Export writes one; import reads one.
+
+Errors: adapters raise :class:`CloudError` subclasses; ``code`` becomes the step's
+error code and ``retryable`` tells the saga whether a retry may help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from protocol.messages import CloudKind, DeploySpec, InventoryItem, Target
+
+OPERATOR_CANCEL = "hcc: step cancelled by the operator"
+"""The message of the CancelledError a step gets when the operator cancels its task (the node
+runner cancels with it); any other cancellation is a shutdown, after which the step resumes.
+An adapter may clean up what a cancelled step half made (a shutdown keeps it for the resume)."""
+
+
+class CloudError(Exception):
+    """Root of adapter errors. ``code`` is stable and machine-readable."""
+
+    code = "cloud-error"
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class CloudUnreachable(CloudError):
+    code = "cloud-unreachable"
+    retryable = True
+
+
+class CloudAuthError(CloudError):
+    code = "cloud-auth"
+
+
+class CloudNotFound(CloudError):
+    code = "not-found"
+
+
+class CloudConflict(CloudError):
+    code = "name-conflict"
+
+
+class CloudQuotaExceeded(CloudError):
+    code = "quota-exceeded"
+
+
+class InvalidPackage(CloudError):
+    code = "invalid-package"
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """How a node reaches its cloud. Comes from the server at enrollment; never logged whole."""
+
+    cloud_id: str
+    kind: CloudKind
+    endpoint: str
+    """vSphere: https://vcenter/sdk (or host[:port]); vCD: https://vcd (the API root)."""
+    username: str
+    password: str = field(repr=False)
+    org: str | None = None
+    """vCD: the organization to log in to (System for a provider login)."""
+    insecure: bool = False
+    """Skip TLS verification (logged as a warning at every connect)."""
+    thumbprint: str | None = None
+    """Pin the endpoint's certificate by SHA-256 (or SHA-1 for vSphere hosts) fingerprint."""
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    bytes_done: int
+    bytes_total: int | None
+    message: str | None = None
+
+
+ProgressFn = Callable[[Progress], Awaitable[None]]
+"""Adapters call it as bytes move; the runtime throttles what it publishes."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    package_dir: Path
+    descriptor: str
+    files: dict[str, int] = field(default_factory=dict)
+    """File name -> size in bytes, descriptor and manifest included."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    object_id: str
+    name: str
+    kind: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    object_id: str
+    name: str
+    power_state: str | None = None
+
+
+class CloudAdapter(Protocol):
+    """What the node runtime needs from a cloud."""
+
+    async def check(self) -> None:
+        """Log in and make one cheap call; raise CloudError when that fails."""
+
+    async def inventory(self) -> list[InventoryItem]: ...
+
+    async def export(self, ref: str, dest: Path, progress: ProgressFn) -> ExportResult:
+        """Export the VM, template or vApp ``ref`` as an OVF package into ``dest``."""
+
+    async def import_package(
+        self, package_dir: Path, target: Target, progress: ProgressFn
+    ) -> ImportResult: ...
+
+    async def deploy(
+        self, template_ref: str, spec: DeploySpec, progress: ProgressFn
+    ) -> DeployResult: ...
+
+    async def close(self) -> None: ...

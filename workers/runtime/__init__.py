@@ -1,0 +1,1 @@
+"""The node runtime: enrollment, job journal, command consumer, step runner, heartbeat."""

@@ -1,0 +1,360 @@
+"""The receiver's disk: incoming artifacts, the fsync'd journal, commit. Blocking I/O.
+
+Layout under the storage root::
+
+    <root>/<artifact>/...                 committed packages (what an import reads)
+    <root>/.incoming/<artifact>/manifest.json   merged ManifestDecl
+    <root>/.incoming/<artifact>/journal         48-byte records (ledger.py)
+    <root>/.incoming/<artifact>/data/...        the files, written in place (sparse)
+    <root>/.committed/<artifact>.json           the FinalManifest of a committed package
+
+A chunk is recorded only after its bytes are durable: pwrite (with early write-back via
+sync_file_range) -> fdatasync(data) -> append record -> fdatasync(journal). A crash
+anywhere loses at most the chunks in flight. Methods here block; the aiohttp edge calls
+them through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from workers.transfer import testhooks
+from workers.transfer.errors import ManifestConflict, StorageFull
+from workers.transfer.ledger import ChunkRecord, Ledger, decode_records, encode_record
+from workers.transfer.manifest import (
+    FinalManifest,
+    ManifestDecl,
+    chunk_count,
+    chunk_length,
+    merge_decl,
+)
+
+log = structlog.get_logger()
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing this range now, so the fdatasync later is short."""
+    _libc.sync_file_range(
+        ctypes.c_int(fd), ctypes.c_int64(offset), ctypes.c_int64(length), ctypes.c_uint(2)
+    )
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _storage_error(exc: OSError) -> Exception:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull("no space left in transfer storage; partial data kept for resume")
+    return exc
+
+
+class IncomingArtifact:
+    """One artifact being received: its merged manifest, ledger, journal and open files."""
+
+    def __init__(self, directory: Path, decl: ManifestDecl, ledger: Ledger) -> None:
+        self.dir = directory
+        self.decl = decl
+        self.ledger = ledger
+        self._fds: dict[int, int] = {}
+        self.closed = False
+        self._lock = threading.Lock()
+        self._sha_lock = threading.Lock()
+        self._sha: dict[int, tuple[hashlib._Hash, int]] = {}
+        """Per file: SHA-256 of the held prefix, and the next chunk it needs."""
+        self._journal_fd = os.open(directory / "journal", os.O_WRONLY | os.O_APPEND)
+
+    @classmethod
+    def load(cls, directory: Path) -> IncomingArtifact:
+        decl = ManifestDecl.model_validate_json((directory / "manifest.json").read_bytes())
+        journal = directory / "journal"
+        data = journal.read_bytes()
+        records, valid = decode_records(data)
+        if valid != len(data):
+            os.truncate(journal, valid)
+        return cls(directory, decl, Ledger.replay(records))
+
+    @classmethod
+    def create(cls, directory: Path, decl: ManifestDecl) -> IncomingArtifact:
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        # A new ledger is empty: so is its journal (an unreadable left-over is dropped).
+        os.close(os.open(directory / "journal", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        write_json_atomic(directory / "manifest.json", decl.model_dump_json())
+        fsync_dir(directory.parent)
+        return cls(directory, decl, Ledger())
+
+    def update_decl(self, decl: ManifestDecl) -> None:
+        if decl != self.decl:
+            write_json_atomic(self.dir / "manifest.json", decl.model_dump_json())
+            self.decl = decl
+
+    def data_path(self, file_index: int) -> Path:
+        return self.dir / "data" / self.decl.files[file_index].path
+
+    def _fd(self, file_index: int) -> int:
+        with self._lock:
+            if self.closed:
+                raise ValueError("artifact closed")
+            fd = self._fds.get(file_index)
+            if fd is None:
+                path = self.data_path(file_index)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+                self._fds[file_index] = fd
+            return fd
+
+    def write(self, file_index: int, offset: int, data: bytes | memoryview) -> None:
+        self.write_pieces(file_index, offset, [data])
+
+    def write_pieces(
+        self, file_index: int, offset: int, pieces: Sequence[bytes | memoryview]
+    ) -> None:
+        """Write consecutive ``pieces`` at ``offset`` with one ``pwritev`` (no joining
+        copy), then start their write-back."""
+        fd = self._fd(file_index)
+        total = sum(len(p) for p in pieces)
+        try:
+            done = os.pwritev(fd, pieces, offset)
+            if done < total:  # short write: finish piece by piece
+                with memoryview(b"".join(pieces)) as rest:
+                    while done < total:
+                        done += os.pwrite(fd, rest[done:], offset + done)
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        start_writeback(fd, offset, total)
+
+    def sha_for(self, file_index: int, index: int) -> hashlib._Hash | None:
+        """A copy of the file's running SHA-256 if chunk ``index`` is the next one it
+        needs: the receiver then hashes the chunk as it arrives (see :meth:`adopt_sha`)
+        instead of reading it back from the page cache later."""
+        with self._sha_lock:
+            h, nxt = self._sha.get(file_index) or (hashlib.sha256(), 0)
+            return h.copy() if nxt == index else None
+
+    def adopt_sha(self, file_index: int, index: int, h: hashlib._Hash) -> bool:
+        """``h`` covers the file up to the end of chunk ``index``, which is now held.
+        False when the running hash had moved on (or the artifact is closed)."""
+        with self._sha_lock:
+            _, nxt = self._sha.get(file_index) or (None, 0)
+            if nxt == index and not self.closed:
+                self._sha[file_index] = (h, index + 1)
+                return True
+            return False
+
+    def _drop_cached(self, fd: int, index: int) -> None:
+        """Chunk ``index`` is durable and in the running SHA-256: nothing reads it again
+        before the commit, so its page cache goes. The next chunks then reuse the pages
+        just freed instead of touching fresh memory at every MiB (on a VM each first
+        touch of a guest page can cost a fault in the host), and a multi-GiB transfer
+        does not push the node's other files out of the cache."""
+        cb = self.decl.chunk_bytes
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, index * cb, cb, os.POSIX_FADV_DONTNEED)
+
+    def finish_chunk(self, rec: ChunkRecord, sha256: hashlib._Hash | None = None) -> None:
+        """Make the chunk durable, then journal it (fsync'd). Only then is it held, and
+        ``sha256`` (the running hash extended with this chunk, :meth:`sha_for`) adopted."""
+        fd = self._fd(rec.file_index)
+        try:
+            os.fdatasync(fd)
+            testhooks.crash_point("receiver.before-journal")
+            with self._lock:
+                os.write(self._journal_fd, encode_record(rec))
+                testhooks.crash_point("receiver.before-journal-fsync")
+                os.fdatasync(self._journal_fd)
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        self.ledger.record(rec)
+        if sha256 is not None and self.adopt_sha(rec.file_index, rec.chunk_index, sha256):
+            self._drop_cached(fd, rec.chunk_index)
+
+    def advance_sha(self, file_index: int) -> None:
+        """Hash the contiguous held prefix as it grows (from the page cache), so a
+        commit does not have to read whole files again."""
+        with self._sha_lock:
+            if self.closed:
+                return
+            h, nxt = self._sha.get(file_index) or (hashlib.sha256(), 0)
+            size = self.decl.files[file_index].size
+            cb = self.decl.chunk_bytes
+            fd = self._fd(file_index)
+            while self.ledger.digest(file_index, nxt) is not None:
+                n = chunk_length(size, cb, nxt)
+                h.update(os.pread(fd, n, nxt * cb))
+                self._drop_cached(fd, nxt)
+                nxt += 1
+            self._sha[file_index] = (h, nxt)
+
+    def reserved_bytes(self) -> int:
+        """Bytes this artifact may occupy: known sizes, or held chunks while unknown."""
+        total = 0
+        for i, f in enumerate(self.decl.files):
+            held = len(self.ledger.held.get(i, {})) * self.decl.chunk_bytes
+            total += f.size if f.size is not None else held
+        return total
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+            with contextlib.suppress(OSError):
+                os.close(self._journal_fd)
+
+    def finalize_files(self, final: FinalManifest) -> list[str]:
+        """Truncate each file to its size, fsync it, check its SHA-256. Mismatching paths."""
+        bad: list[str] = []
+        for f in final.files:
+            idx = self.decl.index_of(f.path)
+            assert idx is not None
+            fd = self._fd(idx)
+            os.ftruncate(fd, f.size)
+            os.fsync(fd)
+            with self._sha_lock:
+                h, nxt = self._sha.get(idx) or (hashlib.sha256(), 0)
+                _sha256_rest(h, fd, nxt * final.chunk_bytes, f.size)
+                self._sha[idx] = (h, chunk_count(f.size, final.chunk_bytes))
+            if h.hexdigest() != f.sha256:
+                bad.append(f.path)
+        return bad
+
+
+def _sha256_rest(h: hashlib._Hash, fd: int, pos: int, size: int) -> None:
+    """Feed ``h`` the file's bytes from ``pos`` to ``size`` (holes read as zeros)."""
+    while pos < size:
+        block = os.pread(fd, min(8 << 20, size - pos), pos)
+        if not block:
+            break
+        h.update(block)
+        pos += len(block)
+
+
+class Store:
+    """All artifacts under one storage root, with quota and free-space checks."""
+
+    def __init__(self, root: Path, quota_bytes: int | None, reserve_bytes: int = 0) -> None:
+        self.root = root
+        self.quota_bytes = quota_bytes
+        self.reserve_bytes = reserve_bytes
+        self.incoming_dir = root / ".incoming"
+        self.committed_dir = root / ".committed"
+        for d in (root, self.incoming_dir, self.committed_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.artifacts: dict[str, IncomingArtifact] = {}
+
+    def recover(self) -> None:
+        """Load every incoming artifact, finish interrupted commits, count usage."""
+        for d in sorted(self.incoming_dir.iterdir()):
+            if not d.is_dir():
+                continue
+            if self.committed(d.name) is not None:
+                shutil.rmtree(d)
+                continue
+            try:
+                self.artifacts[d.name] = IncomingArtifact.load(d)
+            except (OSError, ValueError) as exc:
+                log.warning("transfer.incoming_unreadable", artifact=d.name, error=str(exc))
+
+    def committed_bytes(self) -> int:
+        """Bytes of the packages in place (walked on demand: cleanup deletes them)."""
+        return sum(
+            p.stat().st_size
+            for d in self.root.iterdir()
+            if d.is_dir() and not d.name.startswith(".")
+            for p in d.rglob("*")
+            if p.is_file()
+        )
+
+    def committed(self, artifact_id: str) -> FinalManifest | None:
+        marker = self.committed_dir / f"{artifact_id}.json"
+        if marker.exists() and (self.root / artifact_id).is_dir():
+            return FinalManifest.model_validate_json(marker.read_bytes())
+        return None
+
+    def used_bytes(self, excluding: str | None = None) -> int:
+        others = sum(a.reserved_bytes() for k, a in self.artifacts.items() if k != excluding)
+        return self.committed_bytes() + others
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
+    def check_room(self, artifact_id: str, need_total: int, need_now: int) -> None:
+        """Quota on the artifact's total size; free disk for what is still to come."""
+        quota = self.quota_bytes
+        if quota is not None and self.used_bytes(excluding=artifact_id) + need_total > quota:
+            raise StorageFull("transfer storage quota exceeded")
+        if self.free_bytes() < need_now + self.reserve_bytes:
+            raise StorageFull("not enough free disk space in transfer storage")
+
+    def declare(self, artifact_id: str, decl: ManifestDecl) -> IncomingArtifact:
+        art = self.artifacts.get(artifact_id)
+        merged = merge_decl(art.decl if art else None, decl)
+        held = art.ledger.held_bytes(merged) if art else 0
+        total = merged.known_bytes()
+        self.check_room(artifact_id, total, max(0, total - held))
+        if art is None:
+            art = IncomingArtifact.create(self.incoming_dir / artifact_id, merged)
+            self.artifacts[artifact_id] = art
+        else:
+            art.update_decl(merged)
+        return art
+
+    def commit(self, artifact_id: str, final: FinalManifest) -> None:
+        """Check, fsync and move a complete artifact into place. Raises ManifestConflict."""
+        art = self.artifacts[artifact_id]
+        art.ledger.check_final(art.decl, final)
+        art.update_decl(merge_decl(art.decl, final.as_decl()))
+        bad = art.finalize_files(final)
+        if bad:
+            raise ManifestConflict(f"SHA-256 differs for {bad[:5]}", code="sha256-mismatch")
+        target = self.root / artifact_id
+        if target.exists():
+            raise ManifestConflict(f"{artifact_id} already exists in transfer storage")
+        write_json_atomic(self.committed_dir / f"{artifact_id}.json", final.model_dump_json())
+        art.close()
+        os.rename(art.dir / "data", target)
+        fsync_dir(self.root)
+        shutil.rmtree(art.dir)
+        del self.artifacts[artifact_id]
+
+    def discard(self, artifact_id: str) -> None:
+        """Forget an artifact: partial data, journal, commit marker and the package."""
+        art = self.artifacts.pop(artifact_id, None)
+        if art is not None:
+            art.close()
+        shutil.rmtree(self.incoming_dir / artifact_id, ignore_errors=True)
+        shutil.rmtree(self.root / artifact_id, ignore_errors=True)
+        (self.committed_dir / f"{artifact_id}.json").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        for art in self.artifacts.values():
+            art.close()
