@@ -6,8 +6,9 @@ A crash between commit and publish loses nothing; a re-publish is harmless becau
 dedupe by (step_id, attempt).
 
 Events are applied idempotently: a step event counts only for the step's current attempt
-and only when its ``seq`` is above the last one applied. The task row is locked (``FOR
-UPDATE`` on PostgreSQL; SQLite has one writer) so server replicas can share the work.
+and only when its ``seq`` is above the last one applied. The task is locked while it is read
+and changed (``FOR UPDATE`` on PostgreSQL, SQLite's writer lock), so the API, the events
+worker and server replicas never undo each other's decisions.
 """
 
 from __future__ import annotations
@@ -225,7 +226,15 @@ async def load_task(
     session: AsyncSession, task_id: UUID, *, lock: bool = False
 ) -> tuple[Task, list[Step]] | None:
     query = select(Task).where(Task.id == task_id)
-    if lock:
+    if lock and session.get_bind().dialect.name == "sqlite":
+        # SQLite has no SELECT ... FOR UPDATE, and its driver runs a SELECT outside any
+        # transaction: two processes (the API and the events worker) could both read the
+        # task and the later commit would undo the other's decision. A write first takes
+        # the database's one writer lock (waiting out the busy timeout), so the reads below
+        # see the last commit and nobody else writes until this transaction ends.
+        touch = update(Task).where(Task.id == task_id).values(version=Task.version)
+        await session.execute(touch, execution_options={"synchronize_session": False})
+    elif lock:
         query = query.with_for_update()
     task = await session.scalar(query)
     if task is None:

@@ -14,7 +14,7 @@ Helpers (log in, open a page, screenshots) are in :mod:`tests.e2e.ui.pages`.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -41,6 +41,29 @@ def ui_stack(
     finally:
         stack.close()
         rabbit_vhosts.delete(vhost)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    item.stash[_CALL_FAILED] = item.stash.get(_CALL_FAILED, False) or (
+        report.when == "call" and report.failed
+    )
+    return report
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def stack_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A browser test that fails prints the stack's logs: what the server and nodes did is
+    the first thing to read, and the stack's temp dir is gone once the run ends."""
+    yield
+    if request.node.stash.get(_CALL_FAILED, False) and "ui_stack" in request.fixturenames:
+        print(request.getfixturevalue("ui_stack").logs(lines=200))
 
 
 @pytest.fixture(scope="module")

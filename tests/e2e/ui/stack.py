@@ -131,8 +131,8 @@ class UiStack:
 
         return wait_until(done, timeout_s=timeout_s, interval_s=0.2, what=f"task {task_id} ends")
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.tail()}" for p in self.fleet.procs)
+    def logs(self, lines: int = 40) -> str:
+        return "\n".join(f"--- {p.name}\n{p.tail(lines)}" for p in self.fleet.procs)
 
     def close(self) -> None:
         self.fleet.close()

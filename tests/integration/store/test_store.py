@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -192,6 +193,30 @@ async def test_cancel_sends_cancel_to_running_step(sessions: Sessions):
     async with sessions.begin() as s:
         with pytest.raises(saga.IllegalTransition):
             await store_tasks.operate(s, task_id, saga.retry)
+
+
+async def test_a_locked_task_has_one_writer_at_a_time(sessions: Sessions):
+    """The events worker and the API are two processes writing the same tasks: a cancel must
+    not read a task while the worker is moving it, or the worker's commit would dispatch a
+    step the cancel never saw (a lost update: the task would hang in ``cancelling``).
+    ``load_task(lock=True)`` waits for the writer that holds the task, on both databases."""
+    task_id, steps = await new_task(sessions)
+    async with sessions() as worker, sessions() as api:
+        loaded = await store_tasks.load_task(worker, task_id, lock=True)
+        assert loaded
+        task, rows = loaded
+        cancel = asyncio.create_task(store_tasks.operate(api, task_id, saga.cancel))
+        # bounded wait for something that must not happen: the cancel reading the task now
+        finished, _ = await asyncio.wait({cancel}, timeout=1.0)
+        assert not finished, "a second writer read the task while the first one held it"
+        rows[1].state = saga.StepState.DISPATCHED.value  # what the worker decided meanwhile
+        task.version += 1
+        await worker.commit()
+        await cancel
+        await api.commit()
+    sent = await outbox(sessions)
+    cancelled = {m["body"]["target_step_id"] for m in sent if m["type"] == "cancel"}
+    assert cancelled == {str(steps[0].id), str(steps[1].id)}  # the dispatched one too
 
 
 async def test_outbox_claim_and_mark_sent(sessions: Sessions):
