@@ -47,10 +47,16 @@ class ServerSettings(BaseSettings):
     )
     outbox_poll_s: float = Field(1.0, description="Outbox relay poll interval when idle")
     events_prefetch: int = Field(
-        64,
+        1000,
         ge=1,
         le=5000,
-        description="Unacked node events the server takes at once (batch size vs API latency)",
+        description="Unacked node events the events worker takes at once (bounds a batch)",
+    )
+    events_worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Scheduling niceness of the events worker: the API answers first",
     )
     tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS (with tls_key)")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")

@@ -256,6 +256,9 @@ def main() -> None:
     except ValueError as exc:
         print(f"hcc events worker: unreadable settings from the server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # the API is interactive, aggregation is throughput: when the cores are busy (the broker,
+    # the worker and the API share them on the appliance) requests are served first
+    os.nice(settings.events_worker_nice)
     from runtime.logging import configure_logging
 
     configure_logging(settings.log_level)
