@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 import typer
 from rich.console import Console
@@ -305,12 +306,14 @@ def copy(
 @tasks_app.command("list")
 def tasks_list(
     state: Annotated[str | None, typer.Option(help="Only this state")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind (copy, ...)")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first")] = 20,
     server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Tasks, newest first."""
-    query = f"?limit={limit}" + (f"&state={state}" if state else "")
+    filters = {"limit": limit, "state": state, "kind": kind}
+    query = "?" + urlencode({k: v for k, v in filters.items() if v is not None})
     page = _call(server, lambda c: c.get(f"/api/v1/tasks{query}"))
     if as_json:
         typer.echo(json.dumps(page["items"], indent=2))

@@ -148,14 +148,16 @@ def idempotency_key(request: web.Request) -> str | None:
 
 
 @api.route("GET", f"{API}/tasks", response=Page[TaskView], tag="tasks",
-           params=(*PAGE_PARAMS, ("state", "string", "Only tasks in this state")))  # fmt: skip
+           params=(*PAGE_PARAMS, ("state", "string", "Only tasks in this state"),
+                   ("kind", "string", "Only tasks of this kind: copy, inventory-refresh")),
+           )  # fmt: skip
 async def list_tasks(request: web.Request) -> web.Response:
     """Tasks, newest first, with their steps and progress."""
     offset, limit = page_params(request)
     services = services_of(request)
     async with services.sessions() as session:
         rows, total = await store_tasks.list_tasks(
-            session, offset, limit, state=request.query.get("state")
+            session, offset, limit, state=request.query.get("state"), kind=request.query.get("kind")
         )
         offline = await fleet.offline_nodes(session, services.settings.heartbeat_timeout_s)
     items = [task_view(t, s, offline) for t, s in rows]

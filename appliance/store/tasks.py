@@ -246,11 +246,17 @@ async def load_task(
 
 
 async def list_tasks(
-    session: AsyncSession, offset: int, limit: int, state: str | None = None
+    session: AsyncSession,
+    offset: int,
+    limit: int,
+    state: str | None = None,
+    kind: str | None = None,
 ) -> tuple[list[tuple[Task, list[Step]]], int]:
     query = select(Task)
     if state:
         query = query.where(Task.state == state)
+    if kind:
+        query = query.where(Task.kind == kind)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     tasks = list(
         await session.scalars(query.order_by(Task.created_at.desc()).offset(offset).limit(limit))

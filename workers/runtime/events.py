@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -42,6 +43,28 @@ class ProgressThrottle:
         if due:
             self._last_t, self._last_done = now, done
         return due
+
+
+@dataclass
+class RateMeter:
+    """Bytes per second over about the last ``window_s``: how fast a step goes now, not its
+    average since it started (which would count the wait for an export to write its first
+    chunk, and the bytes a resumed send found already there, and make the first ETA absurd).
+    Unknown (0.0) until two readings are apart in time."""
+
+    window_s: float = 10.0
+    _samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def update(self, now: float, done: int) -> float:
+        samples = self._samples
+        if samples and done < samples[-1][1]:
+            samples.clear()  # counted again from lower down (a new pass): start over
+        samples.append((now, done))
+        # keep one reading at least window_s old, so the rate spans the whole window
+        while len(samples) > 2 and now - samples[1][0] >= self.window_s:
+            samples.popleft()
+        t0, d0 = samples[0]
+        return (done - d0) / (now - t0) if now > t0 else 0.0
 
 
 class EventSink:

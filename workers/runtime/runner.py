@@ -36,7 +36,7 @@ from workers.clouds.base import (
     Progress,
     ProgressFn,
 )
-from workers.runtime.events import EventSink, ProgressThrottle
+from workers.runtime.events import EventSink, ProgressThrottle, RateMeter
 from workers.runtime.journal import (
     CANCELLED,
     EVERY_ATTEMPT,
@@ -236,8 +236,8 @@ class StepRunner:
 
     def _progress_fn(self, command: Command) -> ProgressFn:
         throttle = ProgressThrottle(interval_s=self.progress_interval_s)
+        meter = RateMeter()
         counter = self.metrics.bytes_moved.labels(command.type)
-        first = time.monotonic()
         last_done = 0
 
         async def report(progress: Progress) -> None:
@@ -246,9 +246,9 @@ class StepRunner:
                 counter.inc(progress.bytes_done - last_done)
             last_done = max(last_done, progress.bytes_done)
             now = time.monotonic()
+            rate = meter.update(now, progress.bytes_done)
             if not throttle.admit(now, progress.bytes_done, progress.bytes_total):
                 return
-            rate = progress.bytes_done / (now - first) if now > first else 0.0
             body = StepProgressBody(
                 bytes_done=progress.bytes_done,
                 bytes_total=progress.bytes_total,

@@ -142,7 +142,12 @@ class _Buffers:
 
 class _Meter:
     """Counts bytes done and reports them; a slow ``progress`` never holds up a stream:
-    reports run in their own task, at most one at a time, the final one awaited."""
+    reports run in their own task, at most one at a time, the final one awaited.
+
+    What is reported as done includes the bytes of chunks still on the wire, counted as
+    their pieces leave (in raw bytes, so a compressed chunk counts in proportion): with
+    several streams sharing a slow link, whole chunks land rarely and all at once, and
+    progress would stand still in between. A chunk that fails takes its bytes back."""
 
     def __init__(self, progress: Progress, interval_s: float) -> None:
         self.progress = progress
@@ -151,11 +156,22 @@ class _Meter:
         self.last = 0.0
         self.done = 0
         self.moved = 0
+        self.on_wire = 0
         self.reporting: asyncio.Task[None] | None = None
 
     def add(self, n: int, total: int | None, moved: bool) -> None:
+        """``n`` bytes held by the receiver (or zero, or held before)."""
         self.done += n
         self.moved += n if moved else 0
+        self._maybe_report(total)
+
+    def flowing(self, n: int, total: int | None) -> None:
+        """``n`` more bytes of a chunk on the wire (``n`` < 0: taken back)."""
+        self.on_wire += n
+        if n > 0:
+            self._maybe_report(total)
+
+    def _maybe_report(self, total: int | None) -> None:
         now = time.monotonic()
         busy = self.reporting is not None and not self.reporting.done()
         if now - self.last >= self.interval_s and not busy:
@@ -174,7 +190,7 @@ class _Meter:
 
     async def _report(self, total: int | None) -> None:
         rate = self.moved / max(time.monotonic() - self.started, 1e-6)
-        await self.progress(self.done, total, rate)
+        await self.progress(self.done + self.on_wire, total, rate)
 
     async def finish(self, total: int | None) -> None:
         if self.reporting is not None:
@@ -396,7 +412,7 @@ class _Sender:
         return chunk.data, False
 
     def _body(
-        self, wire: Wire, job: ChunkJob, before: asyncio.Task[None] | None
+        self, wire: Wire, job: ChunkJob, before: asyncio.Task[None] | None, counted: list[int]
     ) -> Callable[[], AsyncIterator[Wire]]:
         """The body as 1 MiB views of ``wire``: no copy of the chunk, a cap per piece.
 
@@ -406,8 +422,13 @@ class _Sender:
         It starts with an empty piece, which makes aiohttp send the headers at once, and
         then waits for ``before`` (the stream's chunk before, being made durable by the
         receiver): the receiver parses, authorizes and locks this chunk meanwhile, yet
-        a stream never has more than one chunk's bytes unacknowledged."""
+        a stream never has more than one chunk's bytes unacknowledged.
+
+        Each piece the connection took is counted as progress on the wire (in raw bytes)
+        in ``meter`` and in ``counted[0]``, which the caller takes back after the attempt."""
         bucket = self.bucket
+        meter, total = self.meter, self.source.total_bytes
+        raw_per_wire = job.length / max(len(wire), 1)
 
         async def pieces() -> AsyncIterator[Wire]:
             if before is not None and not before.done():
@@ -426,6 +447,9 @@ class _Sender:
                     if i == 1:
                         testhooks.crash_point("sender.mid-body")
                     yield piece
+                    share = min(round(len(piece) * raw_per_wire), job.length - counted[0])
+                    counted[0] += share
+                    meter.flowing(share, total())
 
         return pieces
 
@@ -437,15 +461,19 @@ class _Sender:
         attempt = mismatches = 0
         while True:
             put = False
+            counted = [0]  # this attempt's bytes on the wire: the chunk counts once held
             try:
                 if attempt and await self.client.chunk_held(job.file.path, job.index):
                     return
                 put = True
-                await self.client.put_chunk(
-                    job.file.path, job.index, chunk.digest, job.length,
-                    self._body(wire, job, before),
-                    len(wire), zstd,
-                )  # fmt: skip
+                try:
+                    await self.client.put_chunk(
+                        job.file.path, job.index, chunk.digest, job.length,
+                        self._body(wire, job, before, counted),
+                        len(wire), zstd,
+                    )  # fmt: skip
+                finally:
+                    self.meter.flowing(-counted[0], None)
                 self.result.wire_bytes += len(wire)
                 self.last_success = time.monotonic()
                 testhooks.crash_point("sender.after-chunk")

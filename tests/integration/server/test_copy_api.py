@@ -212,3 +212,25 @@ async def test_waiting_node_is_shown_and_cancel_cleans_both_nodes(server: Server
     final = await (await server.client.get(f"/api/v1/tasks/{task['id']}",
                                            headers=server.auth())).json()  # fmt: skip
     assert final["state"] == "cancelled"
+
+
+async def test_tasks_are_listed_by_kind_and_state(server: Server, two_clouds):
+    resp = await server.client.post("/api/v1/tasks", json=copy(), headers=server.auth())
+    assert resp.status == 202, await resp.text()
+    copy_id = (await resp.json())["id"]
+    resp = await server.client.post("/api/v1/clouds/onprem/refresh", headers=server.auth())
+    assert resp.status == 202, await resp.text()
+    refresh_id = (await resp.json())["id"]
+
+    async def listed(query: str) -> tuple[set[str], int]:
+        resp = await server.client.get(f"/api/v1/tasks?{query}", headers=server.auth())
+        assert resp.status == 200, await resp.text()
+        page = await resp.json()
+        return {t["id"] for t in page["items"]}, page["total"]
+
+    assert await listed("kind=copy") == ({copy_id}, 1)
+    refreshes, _ = await listed("kind=inventory-refresh")
+    assert refresh_id in refreshes
+    assert copy_id not in refreshes
+    assert await listed("kind=copy&state=running") == ({copy_id}, 1)
+    assert await listed("kind=copy&state=failed") == (set(), 0)

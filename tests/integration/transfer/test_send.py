@@ -173,6 +173,32 @@ async def test_bandwidth_cap_holds(tmp_path: Path, transfer_receiver: Receiver):
     assert elapsed >= (32 * CHUNK - burst) / cap  # never faster than the cap allows
 
 
+async def test_progress_moves_while_chunks_are_on_the_wire(
+    tmp_path: Path, transfer_receiver: Receiver
+):
+    """Four streams share a slow link, so their chunks land together at the end: progress
+    counts the pieces that left, not only the chunks held, or it would stand still."""
+    from workers.transfer.sender import PIECE_BYTES, SendOptions
+
+    chunk = 2 * PIECE_BYTES
+    pkg = tmp_path / "pkg"
+    write_random(pkg / "disk", 4 * chunk)
+    readings: list[int] = []
+
+    async def progress(done: int, total: int | None, rate: float) -> None:
+        readings.append(done)
+
+    body = transfer_receiver.body(
+        "flow", chunk_bytes=chunk, streams=4, bandwidth_bytes_per_s=4 * chunk
+    )
+    options = SendOptions(progress_interval_s=0.05)
+    result = await send_package(pkg, body, progress, _no_refresh, options=options)
+    assert result.chunks_sent == 4
+    assert readings[-1] == 4 * chunk
+    assert readings == sorted(readings)  # nothing failed, so nothing was taken back
+    assert any(done % chunk for done in readings), readings  # part of a chunk counted
+
+
 async def test_sums_from_the_ovf_manifest_are_used_and_checked(
     tmp_path: Path, transfer_receiver: Receiver
 ):

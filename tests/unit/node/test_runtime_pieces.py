@@ -12,7 +12,7 @@ from protocol.messages import CloudKind
 from workers.clouds import NoAdapter, make_adapter
 from workers.clouds.base import CloudConfig, CloudError
 from workers.runtime.config import CloudEntry, NodeConfig, load_config, save_config
-from workers.runtime.events import ProgressThrottle
+from workers.runtime.events import ProgressThrottle, RateMeter
 from workers.runtime.heartbeat import heartbeat_body
 from workers.runtime.steps import StepFailure, remove_artifact, safe_child
 from workers.settings import NodeSettings
@@ -33,6 +33,30 @@ def test_throttle_without_total_is_time_only():
     assert throttle.admit(0.0, 0, None)
     assert not throttle.admit(0.9, 10**9, None)
     assert throttle.admit(1.0, 10**9 + 1, None)
+
+
+def test_rate_is_the_speed_now_not_the_average_since_the_start():
+    meter = RateMeter(window_s=10.0)
+    assert meter.update(0.0, 0) == 0.0  # one reading: unknown
+    # a send that waited 60 s for the export's first chunk, then moves 2 MB/s
+    assert meter.update(60.0, 0) == 0.0
+    for t in range(61, 80):
+        rate = meter.update(float(t), (t - 60) * 2_000_000)
+    assert rate == pytest.approx(2_000_000)  # an average since t=0 would say 475 kB/s
+
+
+def test_rate_of_a_resumed_step_counts_only_what_moves_now():
+    meter = RateMeter(window_s=10.0)
+    meter.update(0.0, 900_000_000)  # a resume found 900 MB already held
+    assert meter.update(2.0, 902_000_000) == pytest.approx(1_000_000)
+
+
+def test_rate_starts_over_when_the_count_goes_back():
+    meter = RateMeter(window_s=10.0)
+    meter.update(0.0, 0)
+    meter.update(5.0, 50)
+    assert meter.update(6.0, 10) == 0.0
+    assert meter.update(8.0, 30) == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "a\\b", "x\0y"])

@@ -1,4 +1,4 @@
-// Tasks: a list with filters (state from the API, kind in the page) and paging.
+// Tasks: a list with filters (state and kind, applied by the API) and paging.
 
 import { get, turns } from "../api.js";
 import { append, field, h, replace } from "../dom.js";
@@ -22,10 +22,10 @@ export async function render(main, ctx) {
     ctx.remember({ state: state.value, kind: kind.value, offset: offset || "" });
     const q = new URLSearchParams({ offset, limit: PAGE });
     if (state.value) q.set("state", state.value);
+    if (kind.value) q.set("kind", kind.value);
     const page = await get(`/tasks?${q}`);
     if (!mine()) return;
-    const items = kind.value ? page.items.filter((t) => t.kind === kind.value) : page.items;
-    replace(box, tasksTable("!Tasks", items, kind.value && page.items.length ? "No task of this kind on this page." : "No tasks."));
+    replace(box, tasksTable("!Tasks", page.items, state.value || kind.value ? "No task matches these filters." : "No tasks."));
     const last = Math.min(offset + PAGE, page.total);
     replace(pager,
       h("button", { type: "button", class: "secondary small", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "Newer"),
@@ -34,7 +34,7 @@ export async function render(main, ctx) {
   }
 
   state.addEventListener("change", () => { offset = 0; load(); });
-  kind.addEventListener("change", load);
+  kind.addEventListener("change", () => { offset = 0; load(); });
   append(main, h("h1", {}, "Tasks"),
     h("form", { class: "filters", "aria-label": "Filter tasks", onsubmit: (e) => e.preventDefault() },
       field("State", state), field("Kind", kind)),
