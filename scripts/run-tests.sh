@@ -3,7 +3,7 @@
 # Each run gets a temp root of its own: pytest prunes old numbered temp dirs under the shared
 # /tmp/pytest-of-$USER, which breaks a run when another one starts beside it.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 tmp_root=$(mktemp -d -t hcc-pytest-XXXXXX)
 trap 'rm -rf "$tmp_root"' EXIT
 .venv/bin/pytest --basetemp="$tmp_root/t" --durations=25 "$@"

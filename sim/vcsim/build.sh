@@ -50,7 +50,7 @@ patch --quiet -p1 -d "$gopath/src/github.com/vmware/govmomi" <"$here/overlay/sim
 cp "$here"/overlay/*.go "$sim/"
 cp "$here/cmd/vcsim/main.go" "$gopath/src/hcc/vcsim/main.go"
 
-export GO111MODULE=off GOPROXY=off GOFLAGS= GOTOOLCHAIN=local
+export GO111MODULE=off GOPROXY=off GOFLAGS='' GOTOOLCHAIN=local
 export GOPATH="$gopath:/usr/share/gocode"
 export GOCACHE="$build/gocache"
 (cd "$gopath/src/hcc/vcsim" && go build -trimpath -o "$out.tmp" .)

@@ -101,6 +101,18 @@ def test_shellcheck_provisioning_scripts():
     assert result.returncode == 0, result.stdout
 
 
+def test_shellcheck_the_projects_other_scripts():
+    """The scripts `make` runs (system deps, vcsim, the test runner, CI, the appliance's
+    base disk and boot check) are held to the same standard as the provisioners."""
+    root = PACKER.parent
+    scripts = [*sorted((root / "scripts").glob("*.sh")), *sorted((root / "sim").rglob("*.sh")),
+               root / ".ci" / "run"]  # fmt: skip
+    names = {p.name for p in scripts}
+    assert {"appliance-base.sh", "appliance-bootcheck.sh", "run-tests.sh", "build.sh"} <= names
+    result = run("shellcheck", "--severity=style", "--external-sources", *map(str, scripts))
+    assert result.returncode == 0, result.stdout
+
+
 def test_every_file_the_provisioners_install_exists():
     text = "\n".join(p.read_text() for p in shell_scripts())
     used = set(re.findall(r'"\$HCC_FILES/([^"]+)"', text))
