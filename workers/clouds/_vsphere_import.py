@@ -11,11 +11,17 @@ destroyed (vCenter does that itself on abort; vcsim does not).
 A VirtualSystemCollection becomes a vApp (CreateImportSpec answers a VirtualAppImportSpec).
 
 Resume granularity: an import cannot resume (a new lease creates a new VM), so a retried
-import uploads every disk again after removing the previous attempt's VM.
+import uploads every disk again after removing the previous attempt's VM. A failure the
+process lives through destroys that VM at once; for one it does not (a SIGKILL, a power
+cut), the VM's id is written to ``.hcc-import.json`` in the package as soon as ImportVApp
+has made it, and the next attempt destroys it first, so its name is free again and no
+half-imported VM is left behind.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,8 @@ from workers.ovf.descriptor import Descriptor
 
 log = structlog.get_logger()
 SPACE_MARGIN_BYTES = 64 * 1024 * 1024
+MADE_FILE = ".hcc-import.json"
+"""In the package: what an unfinished import attempt created (kind, moref id, name)."""
 
 
 @dataclass(frozen=True)
@@ -243,17 +251,65 @@ def uploads(pkg: Package, spec_result: Any, lease: Any) -> list[Upload]:
     return out
 
 
-def discard(lease: Any, entity: Any) -> None:
-    """Abort the lease and destroy what it created (best effort, blocking)."""
+def discard(lease: Any, entity: Any) -> bool:
+    """Abort the lease and destroy what it created (best effort, blocking). False when the
+    entity may still be there (the next attempt then tries again)."""
     try:
         lease.HttpNfcLeaseAbort()
     except Exception as exc:
         log.info("vsphere.lease_abort_failed", error=type(exc).__name__)
     if entity is None:
-        return
+        return True
     try:
         wait_task(entity.Destroy_Task())
     except vmodl.fault.ManagedObjectNotFound:
         pass  # vCenter removed it on abort
     except Exception as exc:
         log.warning("vsphere.import_cleanup_failed", error=type(exc).__name__)
+        return False
+    return True
+
+
+def remember_made(package_dir: Path, entity: Any, name: str) -> None:
+    """Record, durably, the VM or vApp this attempt created, before any byte is uploaded."""
+    made = {"kind": "vapp" if isinstance(entity, vim.VirtualApp) else "vm",
+            "id": str(entity._moId), "name": name}  # fmt: skip
+    tmp = package_dir / (MADE_FILE + ".tmp")
+    with tmp.open("w") as f:
+        json.dump(made, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(package_dir / MADE_FILE)
+
+
+def forget_made(package_dir: Path) -> None:
+    (package_dir / MADE_FILE).unlink(missing_ok=True)
+
+
+def destroy_leftover(si: Any, package_dir: Path) -> str | None:
+    """Destroy what an earlier attempt created and never finished (its process died before
+    it could clean up); the moref's name must still be the one recorded. Its name, or None."""
+    try:
+        made = json.loads((package_dir / MADE_FILE).read_text())
+        kind, moid, name = made["kind"], made["id"], made["name"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("vsphere.import_marker_unreadable", error=repr(exc))
+        forget_made(package_dir)
+        return None
+    cls = vim.VirtualApp if kind == "vapp" else vim.VirtualMachine
+    entity = cls(moid, si._stub)
+    try:
+        if entity.name != name:  # not ours any more: leave it alone
+            log.warning("vsphere.import_leftover_renamed", id=moid, name=name)
+            forget_made(package_dir)
+            return None
+        if kind == "vm" and entity.runtime.powerState != vim.VirtualMachinePowerState.poweredOff:
+            wait_task(entity.PowerOffVM_Task())
+        wait_task(entity.Destroy_Task())
+    except vmodl.fault.ManagedObjectNotFound:
+        pass  # gone already (vCenter removes an aborted import's VM itself)
+    log.info("vsphere.import_leftover_destroyed", id=moid, name=name)
+    forget_made(package_dir)
+    return str(name)

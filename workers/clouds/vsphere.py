@@ -212,6 +212,7 @@ class VSphereAdapter:
         prov = self._provisioning
 
         def prepare(si: Any) -> tuple[import_.Placement, Any]:
+            import_.destroy_leftover(si, package_dir)  # an earlier attempt's, if it died
             where = import_.place(si, pkg, target, prov)
             return where, import_.import_spec(si, pkg, where, prov)
 
@@ -222,6 +223,7 @@ class VSphereAdapter:
             lease, entity, ups, info = await self._call(
                 lambda si: self._start_import(pkg, where, spec), f"import {where.name}"
             )
+            await asyncio.to_thread(import_.remember_made, package_dir, entity, where.name)
             s = self._session
             cookie = await self._call(lambda si: s.cookie, "import")
             jobs = [self._upload_job(u, cookie) for u in ups]
@@ -229,13 +231,19 @@ class VSphereAdapter:
             await self._transfer(jobs, progress, total, lease.HttpNfcLeaseProgress, "import")
             await self._call(lambda si: _complete(lease), f"import {where.name}")
             lease = None
+            await asyncio.to_thread(import_.forget_made, package_dir)
         except BaseException:
             if lease is not None:
-                await asyncio.shield(asyncio.to_thread(import_.discard, lease, entity))
+                await asyncio.shield(asyncio.to_thread(self._discard, package_dir, lease, entity))
             raise
         log.info("vsphere.import_done", name=where.name, id=info["id"])
         kind = "vapp" if isinstance(entity, vim.VirtualApp) else "vm"
         return ImportResult(object_id=info["id"], name=where.name, kind=kind, attributes=info)
+
+    @staticmethod
+    def _discard(package_dir: Path, lease: Any, entity: Any) -> None:
+        if import_.discard(lease, entity):
+            import_.forget_made(package_dir)
 
     def _start_import(
         self, pkg: import_.Package, where: import_.Placement, spec: Any

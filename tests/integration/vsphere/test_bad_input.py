@@ -188,6 +188,41 @@ async def test_failed_import_leaves_no_vm(adapter, vcsim_seeder, vcsim_si, tmp_p
     assert "half-copy" not in await asyncio.to_thread(vm_names, vcsim_si)
 
 
+async def test_the_vm_of_an_import_whose_process_died_goes_before_the_retry(
+    adapter, vcsim_seeder, vcsim_si, tmp_path, monkeypatch
+):
+    """A SIGKILLed node cannot destroy the VM its import had made. Its death is played by
+    taking the in-process cleanup away for one attempt (only the lease ends, as vCenter ends
+    a lease nobody renews); the retry finds the recorded VM, destroys it, and imports under
+    the same name instead of failing on it or making ``name-2``."""
+    from workers.clouds import _vsphere_import as import_
+
+    pkg = await exported(adapter, vcsim_seeder, tmp_path, "orphan")
+
+    def died(lease: Any, _entity: Any) -> bool:
+        lease.HttpNfcLeaseAbort()
+        return False
+
+    async def fail_midway(p: Any) -> None:
+        if p.bytes_done:
+            raise RuntimeError("node killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(import_, "discard", died)
+        with pytest.raises(CloudError, match="node killed"):
+            await adapter.import_package(pkg, Target(name="orphan-copy"), fail_midway)
+    assert "orphan-copy" in await asyncio.to_thread(vm_names, vcsim_si)  # half-imported
+    assert (pkg / import_.MADE_FILE).exists()
+
+    result = await adapter.import_package(pkg, Target(name="orphan-copy"), _ignore)
+    assert result.name == "orphan-copy"
+    names = await asyncio.to_thread(vm_names, vcsim_si)
+    assert "orphan-copy-2" not in names
+    vm = vim.VirtualMachine(result.object_id, vcsim_si._stub)
+    assert await asyncio.to_thread(lambda: vm.name) == "orphan-copy"  # the new one
+    assert not (pkg / import_.MADE_FILE).exists()
+
+
 async def test_failed_export_aborts_and_retry_moves_only_unfinished_disks(
     adapter, vcsim_seeder, tmp_path
 ):
