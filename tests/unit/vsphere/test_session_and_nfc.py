@@ -301,3 +301,64 @@ async def test_a_failed_lease_progress_update_is_not_fatal():
     assert results == ["done"]
     assert calls.keepalive
     assert calls.progress[-1] == Progress(3, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "disk", "method", "content_type", "overwrite"),
+    [
+        ("disk-0.vmdk", True, "POST", "application/x-vnd.vmware-streamVmdk", None),
+        ("vm.nvram", False, "PUT", "application/octet-stream", "t"),
+    ],
+)
+def test_uploads_speak_nfc(tmp_path: Path, name, disk, method, content_type, overwrite):
+    """What vCenter's NFC expects (vcsim does not check it): a disk is POSTed as a
+    streamVmdk, another file PUT with ``Overwrite: t``; the session cookie rides along, and
+    the device's certificate is pinned by its thumbprint."""
+    import http.server
+
+    from workers.transfer.tls import ensure_certificate
+
+    cert = ensure_certificate(tmp_path / "tls", "esx")
+    seen: dict[str, object] = {}
+
+    class Nfc(http.server.BaseHTTPRequestHandler):
+        def _take(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.update(method=self.command, path=self.path, headers=dict(self.headers),
+                        body=body)  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_PUT = _take
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Nfc)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert.cert_path, cert.key_path)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        source = tmp_path / name
+        source.write_bytes(b"x" * 3_000_000)
+        url = f"https://*/nfc/52c1/{name}"
+        ep = nfc.endpoint_for(url, "127.0.0.1", server.server_port, ssl.create_default_context(),
+                              cert.fingerprint)  # fmt: skip
+        moved: list[int] = []
+        cookie = "vmware_soap_session=abc"
+        sent = nfc.upload(ep, source, disk=disk, cookie=cookie, timeout_s=10,
+                          cancel=threading.Event(), on_bytes=moved.append)  # fmt: skip
+        thread.join(10)
+    finally:
+        server.server_close()
+    headers = seen["headers"]
+    assert isinstance(headers, dict)
+    assert (seen["method"], seen["path"]) == (method, f"/nfc/52c1/{name}")
+    assert headers["Content-Type"] == content_type
+    assert headers.get("Overwrite") == overwrite
+    assert headers["Cookie"] == "vmware_soap_session=abc"
+    assert seen["body"] == source.read_bytes()
+    assert sent == sum(moved) == 3_000_000
