@@ -22,7 +22,8 @@ from appliance.tasks.copy import Receiver, Side, TransferOptions, plan_copy
 from appliance.tasks.saga import StepPlan
 from protocol.messages import DeploySpec, Target
 
-TEMPLATE_KINDS = {"vsphere": ("vm", "template"), "vcd": ("vapp_template", "catalog_item")}
+# what a copy's name must not collide with (a vSphere vApp's name is taken for a VM too)
+TEMPLATE_KINDS = {"vsphere": ("vm", "template", "vapp"), "vcd": ("vapp_template", "catalog_item")}
 
 
 def unprocessable(field: str, message: str) -> ProblemError:

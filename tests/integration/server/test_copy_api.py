@@ -63,6 +63,8 @@ async def two_clouds(server: Server, amqp) -> dict[str, Any]:
     await snapshot(server, amqp, "onprem", "n1", [
         InventoryItem(id="dc-1", kind=ObjectKind.DATACENTER, name="DC0", path="DC0"),
         InventoryItem(id="vm-7", kind=ObjectKind.VM, name="web", path="DC0/vm/web"),
+        InventoryItem(id="folder-3", kind=ObjectKind.FOLDER, name="vm", path="DC0/vm"),
+        InventoryItem(id="resgroup-9", kind=ObjectKind.VAPP, name="shop", path="DC0/vm/shop"),
     ])  # fmt: skip
     await snapshot(server, amqp, "provider", "n2", [
         InventoryItem(id="cat-1", kind=ObjectKind.CATALOG, name="Templates", path="acme/Templates"),
@@ -87,6 +89,14 @@ def copy(**over: Any) -> dict[str, Any]:
     return body
 
 
+# the other way: from vCD to a folder of the vSphere cloud
+TO_VSPHERE_PARTS: dict[str, Any] = {
+    "source": {"cloud": "provider", "ref": "acme/Templates/web"},
+    "destination": {"cloud": "onprem", "folder": "DC0/vm", "name": "web-back"},
+}
+TO_VSPHERE = copy(**TO_VSPHERE_PARTS)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
@@ -97,6 +107,10 @@ def copy(**over: Any) -> dict[str, Any]:
         (copy(destination__catalog=None), 422, "destination.catalog"),
         (copy(destination__name="a/b"), 422, "destination.name"),
         (copy(destination__name="web"), 409, None),
+        (TO_VSPHERE, 202, None),
+        (copy(**TO_VSPHERE_PARTS, destination__folder="DC0/vm/nope"), 422, "destination.folder"),
+        (copy(**TO_VSPHERE_PARTS, destination__folder="DC0/vm/web"), 422, "destination.folder"),
+        (copy(**TO_VSPHERE_PARTS, destination__name="shop"), 409, None),  # a vApp's name
     ],
 )
 async def test_copy_refusals(server: Server, two_clouds, body, status, field):
