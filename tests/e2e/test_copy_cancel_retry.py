@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 from pathlib import Path
@@ -94,10 +95,10 @@ async def test_cancel_mid_send_cleans_up_and_a_kept_send_resumes_on_retry(
                                             "name": "kept"},
                             options={**slow, "keep_artifacts": True})  # fmt: skip
     await step_reaches(fleet, kept, "send", lambda s: s["bytes_done"] >= 3 * MIB)
-    await fleet.api("POST", f"/api/v1/tasks/{kept}/cancel")
+    await asyncio.to_thread(fleet.cli, "tasks", "cancel", kept)  # as an operator would
     assert (await finished(fleet, kept))["state"] == "cancelled"
     before = put_attempts(puts)
-    await fleet.api("POST", f"/api/v1/tasks/{kept}/retry")
+    await asyncio.to_thread(fleet.cli, "tasks", "retry", kept)
     task = await succeeded(fleet, kept)
     steps = steps_of(task)
     assert steps["export"]["attempt"] == 0  # it had succeeded: not run again
