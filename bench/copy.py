@@ -284,7 +284,9 @@ async def run(args: argparse.Namespace, root: Path, amqp_url: str) -> dict[str, 
         setup_s = time.perf_counter() - t0
         bench = Bench(fleet, args)
         rounds = [await bench.round() for _ in range(args.rounds)]
-    best = min(rounds, key=lambda r: r["ratio"])
+    # the round of median ratio is the headline (the lower one of an even count): the best
+    # of a few would flatter, and the spread below shows the rest
+    median = sorted(rounds, key=lambda r: r["ratio"])[(len(rounds) - 1) // 2]
     out: dict[str, Any] = {
         "bench": "copy",
         "disk_mib": args.disk_mib,
@@ -292,7 +294,7 @@ async def run(args: argparse.Namespace, root: Path, amqp_url: str) -> dict[str, 
         "sim_rate_mb_s": args.rate_mb_s,
         "send_cap_mb_s": args.send_mb_s,
         "setup_s": round(setup_s, 1),
-        **best,
+        **median,
         "target_ratio": TARGET_RATIO,
     }
     if len(rounds) > 1:
@@ -310,7 +312,7 @@ def main() -> int:
     p.add_argument("--send-mb-s", type=float, default=10.0, help="the send's cap, MB/s")
     p.add_argument("--streams", type=int, default=4)
     p.add_argument("--chunk-mib", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=1, help="copy + stages alone; the best counts")
+    p.add_argument("--rounds", type=int, default=1, help="copy + stages alone; the median counts")
     p.add_argument("--workdir", default=None, help="where the files go (default: a temp dir)")
     args = p.parse_args()
     from runtime.logging import configure_logging
