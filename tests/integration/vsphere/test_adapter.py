@@ -57,6 +57,18 @@ def vm_shape(si: Any, moid: str) -> tuple[int, int, list[int]]:
     return hw.numCPU, hw.memoryMB, caps
 
 
+def model_ids(si: Any, vimtype: Any) -> set[str]:
+    """Morefs of every ``vimtype`` in the simulator (a vApp is not counted as a pool)."""
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vimtype], True)
+    try:
+        return {
+            o._moId for o in view.view
+            if vimtype is not vim.ResourcePool or not isinstance(o, vim.VirtualApp)
+        }  # fmt: skip
+    finally:
+        view.DestroyView()
+
+
 async def test_inventory_equals_what_the_simulator_holds(adapter, vcsim_si):
     await adapter.check()
     items = await adapter.inventory()
@@ -85,6 +97,16 @@ async def test_inventory_equals_what_the_simulator_holds(adapter, vcsim_si):
         found = vcsim_si.content.searchIndex.FindByInventoryPath(item.path)
         assert found is not None
         assert found._moId == item.id
+    # every object of every kind, not only VMs, is what the simulator holds
+    kinds = {
+        ObjectKind.DATACENTER: vim.Datacenter, ObjectKind.CLUSTER: vim.ClusterComputeResource,
+        ObjectKind.HOST: vim.HostSystem, ObjectKind.RESOURCE_POOL: vim.ResourcePool,
+        ObjectKind.DATASTORE: vim.Datastore, ObjectKind.NETWORK: vim.Network,
+        ObjectKind.FOLDER: vim.Folder, ObjectKind.VAPP: vim.VirtualApp,
+    }  # fmt: skip
+    for kind, vimtype in kinds.items():
+        held = await asyncio.to_thread(model_ids, vcsim_si, vimtype)
+        assert {i.id for i in by_kind.get(kind, [])} == held, kind
 
 
 async def test_export_writes_a_valid_package(adapter, vcsim_seeder, tmp_path, progress):
