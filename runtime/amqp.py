@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import aio_pika
@@ -288,6 +289,87 @@ Handler = Callable[[M, AbstractIncomingMessage], Awaitable[None]]
 Parser = Callable[[bytes], M]
 
 
+class _Acks:
+    """Acks of a consumer's deliveries, coalesced per turn of the event loop.
+
+    The handlers that finish in one turn (the events worker resolves a whole batch at
+    once) are acked with one ``basic.ack(multiple=True)`` when, together with deliveries
+    already settled, they continue the channel's settled prefix of delivery tags; any other
+    is acked alone. ``multiple`` never covers a delivery that is still being handled or
+    whose nack or dead-lettering is under way: such a delivery is :meth:`passed` only once
+    its own settlement has been written. A channel that
+    closed (the connection was restored) is dropped: its deliveries come again on the new
+    one, with tags that start at 1."""
+
+    def __init__(self) -> None:
+        self._channels: dict[int, _ChannelAcks] = {}
+        self._soon = False
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def _of(self, message: AbstractIncomingMessage) -> _ChannelAcks:
+        key = id(message.channel)
+        state = self._channels.get(key)
+        if state is None or state.channel is not message.channel:
+            state = self._channels[key] = _ChannelAcks(message.channel)
+        return state
+
+    def passed(self, message: AbstractIncomingMessage) -> None:
+        """Its own settlement has been written: the prefix may move over it."""
+        self._of(message).settled.add(message.delivery_tag or 0)
+
+    def ack(self, message: AbstractIncomingMessage) -> None:
+        self._of(message).done[message.delivery_tag or 0] = message
+        if not self._soon:
+            self._soon = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._soon = False
+        for key, state in list(self._channels.items()):
+            if state.channel.is_closed:
+                del self._channels[key]  # its deliveries come again on the new channel
+                continue
+            last: AbstractIncomingMessage | None = None
+            count = 0
+            tag = state.through + 1
+            while tag in state.done or tag in state.settled:
+                if tag in state.done:
+                    last, count = state.done.pop(tag), count + 1
+                state.settled.discard(tag)
+                state.through = tag
+                tag += 1
+            if last is not None:
+                self._send(last.ack(multiple=count > 1))
+            for tag, alone in sorted(state.done.items()):
+                self._send(alone.ack())
+                state.settled.add(tag)
+            state.done.clear()
+            tag = state.through + 1
+            while tag in state.settled:  # acked alone above: the prefix moves on
+                state.settled.discard(tag)
+                state.through = tag
+                tag += 1
+
+    def _send(self, ack: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(_settle(ack))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def drain(self) -> None:
+        """Send what is pending now (before the channel closes)."""
+        self.flush()
+        if self._sending:
+            await asyncio.wait(set(self._sending))
+
+
+@dataclass(eq=False)
+class _ChannelAcks:
+    channel: Any
+    through: int = 0  # every tag up to here is settled
+    done: dict[int, AbstractIncomingMessage] = field(default_factory=dict)  # handled, to ack
+    settled: set[int] = field(default_factory=set)  # settled above ``through``
+
+
 class Consumer(Generic[M]):
     """One queue's consumer; see :func:`consume`."""
 
@@ -298,7 +380,9 @@ class Consumer(Generic[M]):
         handler: Handler[M],
         parse: Parser[M],
         publisher: Publisher,
+        coalesce_acks: bool = False,
     ) -> None:
+        self._acks = _Acks() if coalesce_acks else None
         self.channel = channel
         self.queue = queue
         self._handler = handler
@@ -323,6 +407,8 @@ class Consumer(Generic[M]):
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+        if self._acks is not None:
+            await self._acks.drain()
         with contextlib.suppress(*CONNECTION_EXCEPTIONS):
             await self.channel.close()
 
@@ -334,20 +420,29 @@ class Consumer(Generic[M]):
         try:
             parsed = self._parse(message.body)
         except InvalidMessage as exc:
-            await self._dead_letter(message, str(exc))
+            await self._alone(message, self._dead_letter(message, str(exc)))
             return
         try:
             await self._handler(parsed, message)
         except Retryable as exc:
             log.warning("handler failed; requeueing", queue=self.queue.name, error=str(exc))
-            await _settle(message.nack(requeue=True))
+            await self._alone(message, _settle(message.nack(requeue=True)))
         except Permanent as exc:
-            await self._dead_letter(message, f"permanent: {exc}")
+            await self._alone(message, self._dead_letter(message, f"permanent: {exc}"))
         except Exception as exc:
             log.exception("handler crashed; requeueing", queue=self.queue.name, error=repr(exc))
-            await _settle(message.nack(requeue=True))
+            await self._alone(message, _settle(message.nack(requeue=True)))
         else:
-            await _settle(message.ack())
+            if self._acks is not None:
+                self._acks.ack(message)
+            else:
+                await _settle(message.ack())
+
+    async def _alone(self, message: AbstractIncomingMessage, settlement: Awaitable[None]) -> None:
+        """Settle ``message`` by itself; coalesced acks may then pass over it."""
+        await settlement
+        if self._acks is not None:
+            self._acks.passed(message)
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Copy ``message`` to hcc.dead with ``reason``, then ack it (nack if the copy failed)."""
@@ -393,6 +488,7 @@ async def consume(
     parse: Parser[M],
     publisher: Publisher,
     prefetch: int = 8,
+    coalesce_acks: bool = False,
 ) -> Consumer[M]:
     """Consume an existing queue on a channel of its own with ``prefetch`` unacked deliveries.
 
@@ -407,6 +503,6 @@ async def consume(
         with contextlib.suppress(*CONNECTION_EXCEPTIONS):
             await channel.close()
         raise QueueMissing(f"queue {queue_name!r} does not exist") from exc
-    consumer = Consumer(channel, queue, handler, parse, publisher)
+    consumer = Consumer(channel, queue, handler, parse, publisher, coalesce_acks)
     await consumer.start()
     return consumer

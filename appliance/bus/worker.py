@@ -206,7 +206,7 @@ async def serve(settings: ServerSettings, out: _Out, stop: asyncio.Event) -> Non
         publisher = await amqp.Publisher.open(connection)  # dead letters
         consumer = await amqp.consume(
             connection, SERVER_EVENTS_QUEUE, aggregator.handle, parse=parse_event,
-            publisher=publisher, prefetch=settings.events_prefetch,
+            publisher=publisher, prefetch=settings.events_prefetch, coalesce_acks=True,
         )  # fmt: skip
         out.say({"ready": True})
         log.info("events worker consuming", queue=SERVER_EVENTS_QUEUE, pid=os.getpid())

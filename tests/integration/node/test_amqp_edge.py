@@ -254,3 +254,57 @@ async def test_retryable_forever_ends_in_dead_letters_after_the_delivery_limit(c
     assert message.headers["x-first-death-reason"] == "delivery_limit"
     assert len(deliveries) == DELIVERY_LIMIT + 1
     await consumer.stop()
+
+
+def messages_in(amqp_url: str, queue: str) -> int:
+    """Ready plus unacknowledged messages of ``queue``, as the broker counts them."""
+    vhost = URL(amqp_url).path.lstrip("/")
+    out = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rows = json.loads(out[out.index("[") :])
+    return next(int(row["messages"]) for row in rows if row["name"] == queue)
+
+
+async def test_coalesced_acks_settle_every_delivery_once(conn, amqp_url):
+    """The events worker acks what one turn of its loop finished with one
+    basic.ack(multiple): every delivery is settled exactly once, a nacked one in the middle
+    of a batch comes back (multiple does not swallow it), a poisoned one goes to hcc.dead,
+    and the broker holds nothing more once the handlers are done."""
+    node = "n-acks"
+    dead = await tap_dead(conn)
+    commands = [refresh(node) for _ in range(200)]
+    retry_once, poison = commands[50], commands[120]
+    gate = asyncio.Event()
+    seen: list[tuple[str, bool]] = []
+
+    async def handler(command: Command, message: AbstractIncomingMessage) -> None:
+        seen.append((str(command.id), bool(message.redelivered)))
+        await gate.wait()  # they all finish in one turn, like a batch of the worker's
+        if command.id == retry_once.id and not message.redelivered:
+            raise amqp.Retryable("cloud busy")
+        if command.id == poison.id:
+            raise amqp.Permanent("no such cloud")
+
+    channel = await conn.channel()
+    await amqp.declare_node_queue(channel, node)
+    publisher = await amqp.Publisher.open(conn)
+    for command in commands:
+        await publisher.publish_command(command)
+    consumer = await amqp.consume(
+        conn, node_queue(node), handler, parse=parse_command, publisher=publisher,
+        prefetch=500, coalesce_acks=True,
+    )  # fmt: skip
+    await until(lambda: len(seen) == 200)
+    gate.set()
+    await until(lambda: (str(retry_once.id), True) in seen)
+    assert (await next_message(dead)).message_id == str(poison.id)
+    deadline = time.monotonic() + 15
+    while (left := await asyncio.to_thread(messages_in, amqp_url, node_queue(node))) > 0:
+        assert time.monotonic() < deadline, f"{left} messages never acked"
+        await asyncio.sleep(0.2)
+    assert not consumer.channel.is_closed  # no ack of an unknown tag closed it
+    assert sorted(seen) == sorted([(str(c.id), False) for c in commands]
+                                  + [(str(retry_once.id), True)])  # fmt: skip
+    await consumer.stop()
