@@ -82,7 +82,11 @@ async def step_reaches(
 
     async def check() -> dict[str, Any]:
         task = await task_of(fleet, task_id)
-        assert task["state"] not in FINAL or probe(steps_of(task)[name]), task
+        assert task["state"] not in FINAL or probe(steps_of(task)[name]), json.dumps(
+            {"state": task["state"], "error": task.get("error"),
+             "steps": {s["name"]: [s["state"], s.get("error")] for s in task["steps"]}},
+            indent=1, default=str,
+        )  # fmt: skip
         step = steps_of(task)[name]
         return step if probe(step) else {}
 

@@ -103,10 +103,16 @@ class PackageSource:
         f = self._by_path.get(name)
         changed = False
         if f is None:
+            try:
+                fd = os.open(disk_path, os.O_RDONLY)
+            except FileNotFoundError:
+                if growing:  # renamed to its final name since the listing: the next scan
+                    return False  # finds it there (the same file on the wire)
+                raise
             f = SourceFile(path=name)
             self.files.append(f)
             self._by_path[name] = f
-            self._fds[name] = os.open(disk_path, os.O_RDONLY)
+            self._fds[name] = fd
             self._sha[name] = hashlib.sha256()
             self._chunks[name] = []
             changed = True

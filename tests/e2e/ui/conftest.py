@@ -14,12 +14,13 @@ Helpers (log in, open a page, screenshots) are in :mod:`tests.e2e.ui.pages`.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.e2e.conftest import call_failed
 from tests.e2e.ui.pages import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from tests.e2e.ui.stack import UiStack
 from tests.fixtures.rabbit import VhostFactory
@@ -43,26 +44,12 @@ def ui_stack(
         rabbit_vhosts.delete(vhost)
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    item.stash[_CALL_FAILED] = item.stash.get(_CALL_FAILED, False) or (
-        report.when == "call" and report.failed
-    )
-    return report
-
-
-_CALL_FAILED = pytest.StashKey[bool]()
-
-
 @pytest.fixture(autouse=True)
 def stack_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     """A browser test that fails prints the stack's logs: what the server and nodes did is
     the first thing to read, and the stack's temp dir is gone once the run ends."""
     yield
-    if request.node.stash.get(_CALL_FAILED, False) and "ui_stack" in request.fixturenames:
+    if call_failed(request) and "ui_stack" in request.fixturenames:
         print(request.getfixturevalue("ui_stack").logs(lines=200))
 
 
