@@ -297,9 +297,8 @@ class _Acks:
     already settled, they continue the channel's settled prefix of delivery tags; any other
     is acked alone. ``multiple`` never covers a delivery that is still being handled or
     whose nack or dead-lettering is under way: such a delivery is :meth:`passed` only once
-    its own settlement has been written. A channel that
-    closed (the connection was restored) is dropped: its deliveries come again on the new
-    one, with tags that start at 1."""
+    its own settlement has been written. A channel that closed (the connection was
+    restored) is dropped: its deliveries come again on the new one, with tags from 1."""
 
     def __init__(self) -> None:
         self._channels: dict[int, _ChannelAcks] = {}
@@ -340,15 +339,12 @@ class _Acks:
                 tag += 1
             if last is not None:
                 self._send(last.ack(multiple=count > 1))
+            # the rest lie beyond a delivery still open: acked alone, the prefix passes over
+            # them once that one is settled
             for tag, alone in sorted(state.done.items()):
                 self._send(alone.ack())
                 state.settled.add(tag)
             state.done.clear()
-            tag = state.through + 1
-            while tag in state.settled:  # acked alone above: the prefix moves on
-                state.settled.discard(tag)
-                state.through = tag
-                tag += 1
 
     def _send(self, ack: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(_settle(ack))

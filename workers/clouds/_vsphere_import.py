@@ -286,25 +286,25 @@ def forget_made(package_dir: Path) -> None:
     (package_dir / MADE_FILE).unlink(missing_ok=True)
 
 
-def destroy_leftover(si: Any, package_dir: Path) -> str | None:
+def destroy_leftover(si: Any, package_dir: Path) -> None:
     """Destroy what an earlier attempt created and never finished (its process died before
-    it could clean up); the moref's name must still be the one recorded. Its name, or None."""
+    it could clean up); the moref's name must still be the one recorded."""
     try:
         made = json.loads((package_dir / MADE_FILE).read_text())
         kind, moid, name = made["kind"], made["id"], made["name"]
     except FileNotFoundError:
-        return None
+        return
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("vsphere.import_marker_unreadable", error=repr(exc))
         forget_made(package_dir)
-        return None
+        return
     cls = vim.VirtualApp if kind == "vapp" else vim.VirtualMachine
     entity = cls(moid, si._stub)
     try:
         if entity.name != name:  # not ours any more: leave it alone
             log.warning("vsphere.import_leftover_renamed", id=moid, name=name)
             forget_made(package_dir)
-            return None
+            return
         if kind == "vm" and entity.runtime.powerState != vim.VirtualMachinePowerState.poweredOff:
             wait_task(entity.PowerOffVM_Task())
         wait_task(entity.Destroy_Task())
@@ -312,4 +312,3 @@ def destroy_leftover(si: Any, package_dir: Path) -> str | None:
         pass  # gone already (vCenter removes an aborted import's VM itself)
     log.info("vsphere.import_leftover_destroyed", id=moid, name=name)
     forget_made(package_dir)
-    return str(name)

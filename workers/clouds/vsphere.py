@@ -223,6 +223,7 @@ class VSphereAdapter:
             lease, entity, ups, info = await self._call(
                 lambda si: self._start_import(pkg, where, spec), f"import {where.name}"
             )
+            # before any byte is uploaded; here, so that a failure to write it aborts the lease
             await asyncio.to_thread(import_.remember_made, package_dir, entity, where.name)
             s = self._session
             cookie = await self._call(lambda si: s.cookie, "import")
