@@ -105,14 +105,17 @@ class Ledger:
             out[f.path] = encode_bitmap(held, n_bits)
         return out
 
-    def check_final(self, decl: ManifestDecl, final: FinalManifest) -> None:
-        """Raise ManifestConflict unless every data chunk is held with the final hash."""
+    def check_final(
+        self, decl: ManifestDecl, final: FinalManifest, *, partial: bool = False
+    ) -> None:
+        """Raise ManifestConflict unless every data chunk is held with the final hash;
+        ``partial``: ``final`` may leave out declared files (they are not complete yet)."""
         final.check_shape()
         if final.chunk_bytes != decl.chunk_bytes:
             raise ManifestConflict("chunk size differs from the artifact's manifest")
         declared = {f.path for f in decl.files}
         missing = declared - {f.path for f in final.files}
-        if missing:
+        if missing and not partial:
             raise ManifestConflict(f"commit leaves out declared files: {sorted(missing)[:5]}")
         problems: list[str] = []
         for f in final.files:

@@ -15,7 +15,9 @@ is sent (docs/transfer.md, "Growing files"):
 * Each chunk's hash travels with the chunk (``PUT .../{file}/{index}``); the receiver
   verifies the bytes against it before it records the chunk.
 * :class:`FinalManifest` (``POST .../commit``) gives, for every file, the final size,
-  the whole-file SHA-256 and the full chunk list (hashes and zero markers).
+  the whole-file SHA-256 and the full chunk list (hashes and zero markers). A partial
+  one (``partial: true``) does so for the files that are complete so far: the receiver
+  checks and publishes them at once, so the import can start on them.
 
 Pure: no I/O.
 """
@@ -173,12 +175,18 @@ class FinalFile(_Model):
 
 
 class FinalManifest(_Model):
-    """What ``POST /transfer/v1/{artifact}/commit`` carries: the whole truth."""
+    """What ``POST /transfer/v1/{artifact}/commit`` carries: the whole truth.
+
+    ``partial``: the files listed are complete, the package is not (other files, or
+    other files' chunks, are still to come). The receiver publishes those files into
+    the package, where an import may take them before the rest arrives.
+    """
 
     version: Literal[1] = 1
     chunk_bytes: int = Field(ge=64 * 1024, le=256 * 1024 * 1024)
     hash: Literal["blake3"] = HASH_ALG
     files: tuple[FinalFile, ...] = Field(max_length=10_000)
+    partial: bool = False
 
     def check_shape(self) -> None:
         """Chunk lists must match the sizes."""

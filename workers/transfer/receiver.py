@@ -8,6 +8,7 @@ Routes (DESIGN.md §6; every one needs ``Authorization: Bearer <capability token
 * ``PUT  /transfer/v1/{artifact}/{file}/{n}`` one chunk; headers ``X-Hcc-Hash`` (BLAKE3
   hex of the raw bytes), ``X-Hcc-Length`` (raw length), optional ``X-Hcc-Encoding: zstd``
 * ``POST /transfer/v1/{artifact}/commit``    final manifest → verify, move into place
+  (``partial: true``: only the files listed, which an import may then read)
 
 Errors are ``application/problem+json`` with a stable ``code``.
 """
@@ -222,12 +223,21 @@ async def commit(request: web.Request) -> web.Response:
     async with state.artifact_lock(artifact_id):
         done = state.store.committed(artifact_id)
         if done is not None:
-            if done != final:
+            if final.partial:
+                ok = {f.path: f for f in done.files}
+                if any(ok.get(f.path) != f for f in final.files):
+                    raise ManifestConflict("the artifact was committed with other files")
+            elif done != final:
                 raise ManifestConflict("the artifact was committed with another manifest")
             return web.json_response({"committed": True, "already": True})
         if artifact_id not in state.store.artifacts:
             raise NotFound("no such artifact")
         await state.settle()
+        if final.partial:
+            await asyncio.to_thread(state.store.commit_files, artifact_id, final)
+            log.info("transfer.files_committed", artifact=artifact_id,
+                     files=[f.path for f in final.files])  # fmt: skip
+            return web.json_response({"committed": False, "files": len(final.files)})
         await asyncio.to_thread(state.store.commit, artifact_id, final)
     log.info("transfer.committed", artifact=artifact_id, files=len(final.files))
     return web.json_response({"committed": True, "already": False})

@@ -4,7 +4,9 @@ One reader walks the package's files in order, chunk by chunk (bounded: at most
 ``streams`` chunks wait in a queue), computing each file's SHA-256 on the way and each
 chunk's BLAKE3. Chunks the receiver already holds and all-zero chunks are not sent;
 the others go to ``streams`` workers, each with one request in flight on its own
-connection. At the end the final manifest is committed.
+connection. Each file whose chunks are all held is committed on its own (a partial
+commit: the receiver publishes it, and the import may start on it while the rest is on
+the way); at the end the final manifest is committed.
 
 Long fat links: one TCP connection carries at most its window per round trip, so on a
 link whose bandwidth-delay product exceeds ``streams`` windows, ``streams`` chunks in
@@ -25,6 +27,7 @@ files may still appear. Exporters write append-only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +48,7 @@ from workers.transfer.errors import (
     TransferNetworkError,
 )
 from workers.transfer.ledger import decode_bitmap
+from workers.transfer.manifest import FinalManifest
 from workers.transfer.plan import ChunkJob
 from workers.transfer.ratelimit import TokenBucket
 from workers.transfer.source import ChunkData, PackageSource
@@ -231,6 +235,26 @@ class _Sender:
             else None
         )
         self.last_success = time.monotonic()
+        self.unacked: dict[str, int] = {}
+        """Per file, chunks being read, queued or in flight."""
+        self.published: set[str] = set()
+        """Files committed on their own (or being)."""
+
+    def publish_ready(self) -> None:
+        """Commit on its own each file that is final, read to its end and held by the
+        receiver; not when the whole package is about to be committed anyway."""
+        if self.source.done() and not any(self.unacked.values()):
+            return
+        for f in self.source.files:
+            if (
+                f.path not in self.published
+                and f.finished(self.body.chunk_bytes)
+                and not self.unacked.get(f.path)
+            ):
+                self.published.add(f.path)
+                final = FinalManifest(chunk_bytes=self.body.chunk_bytes,
+                                      files=(self.source.final_file(f),), partial=True)  # fmt: skip
+                self.tg.create_task(self.retrying(functools.partial(self.client.commit, final)))
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Retry a manifest or commit request on network errors until the stall timeout."""
@@ -281,6 +305,7 @@ class _Sender:
                     break
             job = self.source.next_job()
             if job is None:
+                self.publish_ready()
                 if self.source.done():
                     break
                 idle = time.monotonic() - self.source.last_growth
@@ -289,6 +314,8 @@ class _Sender:
                 await asyncio.sleep(self.opts.poll_interval_s)
                 continue
             buf = await self.buffers.take()
+            # counted from before the read: the read marks the file finished
+            self.unacked[job.file.path] = self.unacked.get(job.file.path, 0) + 1
             try:
                 chunk = await asyncio.to_thread(self.source.read, job, buf)
             except BaseException:
@@ -300,6 +327,8 @@ class _Sender:
                 self.result.zero_chunks += chunk.zero
                 self.result.chunks_held += chunk.held and not chunk.zero
                 self.meter.add(job.length, self.source.total_bytes(), moved=False)
+                self.unacked[job.file.path] -= 1
+                self.publish_ready()
                 continue
             await self.queue.put(chunk)
         await self.queue.put(None)  # each worker puts it back for the next one
@@ -339,6 +368,8 @@ class _Sender:
             await self._send(chunk, before)
         finally:
             self.buffers.give(chunk.data.obj if isinstance(chunk.data, memoryview) else chunk.data)
+        self.unacked[chunk.job.file.path] -= 1
+        self.publish_ready()
         self.result.chunks_sent += 1
         self.sent_bytes += chunk.job.length
         self.sent_chunks += 1

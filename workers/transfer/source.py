@@ -169,18 +169,18 @@ class PackageSource:
         job.file.next_index += 1
         return ChunkData(job, data, digest, zero, held)
 
+    def final_file(self, f: SourceFile) -> FinalFile:
+        """What the commit says of ``f``, once it is final and read to its end."""
+        return FinalFile(
+            path=f.path,
+            size=f.final_size or 0,
+            sha256=self._known_sha.get(f.path) or self._sha[f.path].hexdigest(),
+            chunks=tuple(self._chunks[f.path]),
+        )
+
     def final_manifest(self) -> FinalManifest:
         return FinalManifest(
-            chunk_bytes=self.chunk_bytes,
-            files=tuple(
-                FinalFile(
-                    path=f.path,
-                    size=f.final_size or 0,
-                    sha256=self._known_sha.get(f.path) or self._sha[f.path].hexdigest(),
-                    chunks=tuple(self._chunks[f.path]),
-                )
-                for f in self.files
-            ),
+            chunk_bytes=self.chunk_bytes, files=tuple(self.final_file(f) for f in self.files)
         )
 
     def close(self) -> None:

@@ -2,11 +2,20 @@
 
 Layout under the storage root::
 
-    <root>/<artifact>/...                 committed packages (what an import reads)
+    <root>/<artifact>/...                 the package: files already complete (what an
+                                          import reads), and ``.hcc-exporting`` until the
+                                          whole package is committed
     <root>/.incoming/<artifact>/manifest.json   merged ManifestDecl
     <root>/.incoming/<artifact>/journal         48-byte records (ledger.py)
-    <root>/.incoming/<artifact>/data/...        the files, written in place (sparse)
+    <root>/.incoming/<artifact>/data/...        files still arriving, written in place (sparse)
     <root>/.committed/<artifact>.json           the FinalManifest of a committed package
+
+A file is *published* when the sender says it is final (a partial commit): its chunks are
+all held, its SHA-256 is checked, and it is renamed from ``data/`` into the package, where
+an import may start on it while other files are still on the way (the package follows the
+convention of workers/ovf/layout.py: the marker says "still being written"). The commit of
+the whole package publishes what is left, records the FinalManifest, then removes the
+marker.
 
 A chunk is recorded only after its bytes are durable: pwrite (with early write-back via
 sync_file_range) -> fdatasync(data) -> append record -> fdatasync(journal). A crash
@@ -29,6 +38,7 @@ from pathlib import Path
 
 import structlog
 
+from workers.ovf.layout import EXPORTING_MARKER
 from workers.transfer import testhooks
 from workers.transfer.errors import ManifestConflict, StorageFull
 from workers.transfer.ledger import ChunkRecord, Ledger, decode_records, encode_record
@@ -79,10 +89,15 @@ def _storage_error(exc: OSError) -> Exception:
 class IncomingArtifact:
     """One artifact being received: its merged manifest, ledger, journal and open files."""
 
-    def __init__(self, directory: Path, decl: ManifestDecl, ledger: Ledger) -> None:
+    def __init__(
+        self, directory: Path, decl: ManifestDecl, ledger: Ledger, package_dir: Path
+    ) -> None:
         self.dir = directory
         self.decl = decl
         self.ledger = ledger
+        self.package_dir = package_dir
+        self.published = {i for i, f in enumerate(decl.files) if (package_dir / f.path).is_file()}
+        """Files renamed into the package (a rename is atomic: being there is being done)."""
         self._fds: dict[int, int] = {}
         self.closed = False
         self._lock = threading.Lock()
@@ -92,23 +107,23 @@ class IncomingArtifact:
         self._journal_fd = os.open(directory / "journal", os.O_WRONLY | os.O_APPEND)
 
     @classmethod
-    def load(cls, directory: Path) -> IncomingArtifact:
+    def load(cls, directory: Path, package_dir: Path) -> IncomingArtifact:
         decl = ManifestDecl.model_validate_json((directory / "manifest.json").read_bytes())
         journal = directory / "journal"
         data = journal.read_bytes()
         records, valid = decode_records(data)
         if valid != len(data):
             os.truncate(journal, valid)
-        return cls(directory, decl, Ledger.replay(records))
+        return cls(directory, decl, Ledger.replay(records), package_dir)
 
     @classmethod
-    def create(cls, directory: Path, decl: ManifestDecl) -> IncomingArtifact:
+    def create(cls, directory: Path, decl: ManifestDecl, package_dir: Path) -> IncomingArtifact:
         (directory / "data").mkdir(parents=True, exist_ok=True)
         # A new ledger is empty: so is its journal (an unreadable left-over is dropped).
         os.close(os.open(directory / "journal", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
         write_json_atomic(directory / "manifest.json", decl.model_dump_json())
         fsync_dir(directory.parent)
-        return cls(directory, decl, Ledger())
+        return cls(directory, decl, Ledger(), package_dir)
 
     def update_decl(self, decl: ManifestDecl) -> None:
         if decl != self.decl:
@@ -116,7 +131,37 @@ class IncomingArtifact:
             self.decl = decl
 
     def data_path(self, file_index: int) -> Path:
+        if file_index in self.published:
+            return self.package_dir / self.decl.files[file_index].path
         return self.dir / "data" / self.decl.files[file_index].path
+
+    def publish(self, file_indices: Sequence[int]) -> None:
+        """Rename finalized files into the package (created with its marker first, so
+        that a reader never takes a package with files still to come for a whole one)."""
+        todo = [i for i in file_indices if i not in self.published]
+        if not todo:
+            return
+        if not self.package_dir.exists():
+            staged = self.dir / "package"
+            staged.mkdir(exist_ok=True)
+            (staged / EXPORTING_MARKER).touch()
+            fsync_dir(staged)
+            os.rename(staged, self.package_dir)
+            fsync_dir(self.package_dir.parent)
+        elif not (self.package_dir / EXPORTING_MARKER).exists():
+            raise ManifestConflict(f"{self.package_dir.name} already exists in transfer storage")
+        parents: set[Path] = set()
+        for i in todo:
+            src = self.dir / "data" / self.decl.files[i].path
+            dst = self.package_dir / self.decl.files[i].path
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not src.exists():  # an empty file never written
+                self._fd(i)
+            os.rename(src, dst)
+            self.published.add(i)
+            parents.add(dst.parent)
+        for d in parents:
+            fsync_dir(d)
 
     def _fd(self, file_index: int) -> int:
         with self._lock:
@@ -230,11 +275,14 @@ class IncomingArtifact:
                 os.close(self._journal_fd)
 
     def finalize_files(self, final: FinalManifest) -> list[str]:
-        """Truncate each file to its size, fsync it, check its SHA-256. Mismatching paths."""
+        """Truncate each file to its size, fsync it, check its SHA-256 (published files
+        were checked already). Mismatching paths."""
         bad: list[str] = []
         for f in final.files:
             idx = self.decl.index_of(f.path)
             assert idx is not None
+            if idx in self.published:
+                continue
             fd = self._fd(idx)
             os.ftruncate(fd, f.size)
             os.fsync(fd)
@@ -275,20 +323,22 @@ class Store:
         for d in sorted(self.incoming_dir.iterdir()):
             if not d.is_dir():
                 continue
-            if self.committed(d.name) is not None:
+            if self.committed(d.name) is not None:  # cut short after its FinalManifest
+                (self.root / d.name / EXPORTING_MARKER).unlink(missing_ok=True)
                 shutil.rmtree(d)
                 continue
             try:
-                self.artifacts[d.name] = IncomingArtifact.load(d)
+                self.artifacts[d.name] = IncomingArtifact.load(d, self.root / d.name)
             except (OSError, ValueError) as exc:
                 log.warning("transfer.incoming_unreadable", artifact=d.name, error=str(exc))
 
     def committed_bytes(self) -> int:
-        """Bytes of the packages in place (walked on demand: cleanup deletes them)."""
+        """Bytes of the packages in place (walked on demand: cleanup deletes them); an
+        incoming artifact's published files count in its reserved bytes."""
         return sum(
             p.stat().st_size
             for d in self.root.iterdir()
-            if d.is_dir() and not d.name.startswith(".")
+            if d.is_dir() and not d.name.startswith(".") and d.name not in self.artifacts
             for p in d.rglob("*")
             if p.is_file()
         )
@@ -322,27 +372,41 @@ class Store:
         total = merged.known_bytes()
         self.check_room(artifact_id, total, max(0, total - held))
         if art is None:
-            art = IncomingArtifact.create(self.incoming_dir / artifact_id, merged)
+            art = IncomingArtifact.create(
+                self.incoming_dir / artifact_id, merged, self.root / artifact_id
+            )
             self.artifacts[artifact_id] = art
         else:
             art.update_decl(merged)
         return art
 
+    def commit_files(self, artifact_id: str, final: FinalManifest) -> None:
+        """A partial commit: ``final`` lists files that are complete; check and publish
+        them. Raises ManifestConflict."""
+        art = self.artifacts[artifact_id]
+        art.ledger.check_final(art.decl, final, partial=True)
+        art.update_decl(merge_decl(art.decl, final.as_decl()))
+        bad = art.finalize_files(final)
+        if bad:
+            raise ManifestConflict(f"SHA-256 differs for {bad[:5]}", code="sha256-mismatch")
+        art.publish([i for f in final.files if (i := art.decl.index_of(f.path)) is not None])
+
     def commit(self, artifact_id: str, final: FinalManifest) -> None:
-        """Check, fsync and move a complete artifact into place. Raises ManifestConflict."""
+        """Check, fsync and publish every file of a complete artifact, record its
+        FinalManifest, remove the package's marker. Raises ManifestConflict."""
         art = self.artifacts[artifact_id]
         art.ledger.check_final(art.decl, final)
         art.update_decl(merge_decl(art.decl, final.as_decl()))
         bad = art.finalize_files(final)
         if bad:
             raise ManifestConflict(f"SHA-256 differs for {bad[:5]}", code="sha256-mismatch")
-        target = self.root / artifact_id
-        if target.exists():
-            raise ManifestConflict(f"{artifact_id} already exists in transfer storage")
+        art.publish(range(len(art.decl.files)))
+        if not art.package_dir.exists():  # a package without files
+            art.package_dir.mkdir()
         write_json_atomic(self.committed_dir / f"{artifact_id}.json", final.model_dump_json())
         art.close()
-        os.rename(art.dir / "data", target)
-        fsync_dir(self.root)
+        (art.package_dir / EXPORTING_MARKER).unlink(missing_ok=True)
+        fsync_dir(art.package_dir)
         shutil.rmtree(art.dir)
         del self.artifacts[artifact_id]
 

@@ -72,7 +72,8 @@ async def test_growing_files_are_sent_while_the_export_writes_them(
     tmp_path: Path, transfer_receiver: Receiver
 ):
     """The exporter writes X.part append-only, renames it to X when done, and removes
-    .hcc-exporting at the end; the sender overlaps with it and commits the final sums."""
+    .hcc-exporting at the end; the sender overlaps with it, commits each file as soon as
+    it is complete (the receiver publishes it), and commits the final sums."""
     import asyncio
     import os
 
@@ -97,7 +98,14 @@ async def test_growing_files_are_sent_while_the_export_writes_them(
                     assert asyncio.get_running_loop().time() < deadline, "no overlap"
                     await asyncio.sleep(0.01)
         (pkg / "disk.vmdk.part").rename(pkg / "disk.vmdk")
-        await asyncio.sleep(0.05)
+        # the finished disk is published at the receiver while the package is not done
+        out = transfer_receiver.root / "grow"
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (out / "disk.vmdk").exists():
+            assert asyncio.get_running_loop().time() < deadline, "disk.vmdk not published"
+            await asyncio.sleep(0.01)
+        assert (out / ".hcc-exporting").exists()
+        assert sha256_file(out / "disk.vmdk") == sha256_file(pkg / "disk.vmdk")
         (pkg / "vm.ovf").write_text("<Envelope/>")
         (pkg / ".hcc-exporting").unlink()
 
@@ -110,6 +118,7 @@ async def test_growing_files_are_sent_while_the_export_writes_them(
         pkg / "disk.vmdk"
     )
     assert (transfer_receiver.root / "grow" / "vm.ovf").read_text() == "<Envelope/>"
+    assert not (transfer_receiver.root / "grow" / ".hcc-exporting").exists()
     assert set(result.files) == {"disk.vmdk", "vm.ovf"}
     assert max(sent_while_exporting) >= 3 * CHUNK  # overlapped, did not wait for the end
 

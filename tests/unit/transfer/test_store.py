@@ -186,3 +186,95 @@ def test_chunks_in_the_running_sha256_leave_the_page_cache(tmp_path: Path):
     assert _resident_pages(data, 0, 3 * CB) == 0
     store.commit("a", _final(chunks))
     assert (tmp_path / "a" / "disk").read_bytes() == b"".join(chunks)
+
+
+def _two_files() -> ManifestDecl:
+    return ManifestDecl(
+        chunk_bytes=CB, files=(FileDecl(path="d.ovf", size=None), FileDecl(path="disk", size=None))
+    )
+
+
+def _file_final(path: str, data: bytes) -> FinalFile:
+    chunks = [data[i : i + CB] for i in range(0, len(data), CB)]
+    return FinalFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                     chunks=tuple(blake3.blake3(c).hexdigest() for c in chunks))  # fmt: skip
+
+
+def _put_file(art: IncomingArtifact, file_index: int, data: bytes) -> None:
+    for i in range(0, len(data), CB):
+        art.write(file_index, i, data[i : i + CB])
+        art.finish_chunk(ChunkRecord(file_index, i // CB, blake3.blake3(data[i : i + CB]).digest()))
+
+
+def test_a_partial_commit_publishes_complete_files_under_the_marker(tmp_path: Path):
+    """A file the sender says is final is checked and renamed into the package, where an
+    import may take it; the package keeps its "still being written" marker until the
+    whole commit, and a restarted receiver goes on with the file where it now is."""
+    store = Store(tmp_path, None)
+    art = store.declare("a", _two_files())
+    ovf, disk = b"<Envelope/>", os.urandom(2 * CB + 5)
+    _put_file(art, 0, ovf)
+    _put_file(art, 1, disk[: 2 * CB])
+    with pytest.raises(ManifestConflict, match="missing"):  # its last chunk is not held
+        store.commit_files(
+            "a", FinalManifest(chunk_bytes=CB, files=(_file_final("disk", disk),), partial=True)
+        )
+    wrong = _file_final("d.ovf", ovf).model_copy(update={"sha256": "0" * 64})
+    with pytest.raises(ManifestConflict, match="SHA-256"):
+        store.commit_files("a", FinalManifest(chunk_bytes=CB, files=(wrong,), partial=True))
+    assert not (tmp_path / "a").exists()
+    store.commit_files(
+        "a", FinalManifest(chunk_bytes=CB, files=(_file_final("d.ovf", ovf),), partial=True)
+    )
+    assert (tmp_path / "a" / "d.ovf").read_bytes() == ovf
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [".hcc-exporting", "d.ovf"]
+    assert store.committed("a") is None
+    store.close()
+
+    again = Store(tmp_path, None)
+    again.recover()
+    art = again.artifacts["a"]
+    assert art.published == {0}
+    assert art.data_path(0) == tmp_path / "a" / "d.ovf"
+    _put_file(art, 1, disk)
+    final = FinalManifest(
+        chunk_bytes=CB, files=(_file_final("d.ovf", ovf), _file_final("disk", disk))
+    )
+    again.commit("a", final)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["d.ovf", "disk"]
+    assert (tmp_path / "a" / "disk").read_bytes() == disk
+    assert again.committed("a") == final
+    assert not (tmp_path / ".incoming" / "a").exists()
+
+
+def test_recover_removes_the_marker_of_a_commit_cut_short_after_its_manifest(tmp_path: Path):
+    store = Store(tmp_path, None)
+    art = store.declare("a", _two_files())
+    _put_file(art, 0, b"x")
+    store.commit_files(
+        "a", FinalManifest(chunk_bytes=CB, files=(_file_final("d.ovf", b"x"),), partial=True)
+    )
+    final = FinalManifest(
+        chunk_bytes=CB, files=(_file_final("d.ovf", b"x"), _file_final("disk", b""))
+    )
+    (tmp_path / ".committed" / "a.json").write_text(final.model_dump_json())  # then a crash
+    store.close()
+    again = Store(tmp_path, None)
+    again.recover()
+    assert "a" not in again.artifacts
+    assert not (tmp_path / "a" / ".hcc-exporting").exists()
+    assert again.committed("a") == final
+
+
+def test_a_package_folder_that_is_not_the_receivers_is_not_written_into(tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "other").write_bytes(b"not ours")
+    store = Store(tmp_path, None)
+    art = store.declare("a", _two_files())
+    _put_file(art, 0, b"x")
+    with pytest.raises(ManifestConflict, match="already exists"):
+        store.commit_files(
+            "a", FinalManifest(chunk_bytes=CB, files=(_file_final("d.ovf", b"x"),), partial=True)
+        )
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["other"]
+    store.close()
