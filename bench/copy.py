@@ -17,8 +17,10 @@ Each round measures, one after the other:
 
 * ``total_s``: a ``copy`` task (export → send → import → refresh → cleanups), from its
   creation to its end (server timestamps). The copy overlaps export and send (the send
-  streams the files while the export writes them); the import follows the send, because a
-  vCD upload starts with the descriptor that declares every file's final size.
+  streams the files while the export writes them). The import step runs beside the send
+  too and uploads each file as it arrives, but it starts on the descriptor, and a vSphere
+  export writes the descriptor last (it declares every file's final size): in this
+  direction the import's work follows the send.
 * ``export_s``: an ``export`` task of the same VM (the stage alone, kept in n1's storage);
   creation to end.
 * ``send_s``: that exported package pushed to n2's receiver with the transfer engine's
@@ -34,9 +36,11 @@ Each round measures, one after the other:
 that overlaps export and send perfectly and adds nothing between the stages; ``excess_s``
 is what it adds. The copy's own step timestamps say where that goes: ``copy_steps`` (each
 step's seconds within the copy), ``export_send_overlap_s``, ``send_end_after_export_end_s``
-(how far the send trails the export), ``import_start_after_send_end_s`` (dispatch of the
-import), ``head_s`` (task created → export started) and ``tail_s`` (import finished → task
-finished: refresh and cleanups; the import alone has them too).
+(how far the send trails the export), ``import_start_after_send_end_s`` (negative: the
+import step started beside the send and waited for the descriptor),
+``import_end_after_send_end_s`` (the import's work after the send), ``head_s`` (task
+created → export started) and ``tail_s`` (import finished → task finished: refresh and
+cleanups; the import alone has them too).
 
 What it showed (64 MiB, defaults, 2 shared cores at load 6-13): ratio 1.04-1.07, excess
 0.7-1.3 s, of which the send ending 0.9-1.15 s after the export is nearly all; the import
@@ -117,6 +121,7 @@ def copy_figures(task: dict[str, Any]) -> dict[str, Any]:
         "send_start_after_export_start_s": round(s0 - e0, 2),
         "send_end_after_export_end_s": round(s1 - e1, 2),
         "import_start_after_send_end_s": round(i0 - s1, 2),
+        "import_end_after_send_end_s": round(i1 - s1, 2),
         "head_s": round(e0 - created, 2),
         "tail_s": round(finished - i1, 2),
     }

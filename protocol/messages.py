@@ -158,6 +158,9 @@ class ImportBody(Model):
     cloud_id: str
     artifact_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     target: Target
+    streaming: bool = False
+    """The package may still be arriving (a copy's send or export runs beside the import):
+    wait for it and for each file, instead of refusing an incomplete package."""
 
 
 class DeployBody(Model):

@@ -1,11 +1,15 @@
 """The copy task: export → send → import → deploy → cleanup, as a graph of steps.
 
-The send needs the export only *started*: the source node streams each file while the
-export is still writing it (files grow as ``<name>.part``; the package is final when the
-export removes its marker). The import needs the whole package (a vCD upload starts with
-the finished descriptor), so it waits for the send to succeed. When source and
-destination are served by the same node there is no send: the import reads the export's
-package from the node's own storage.
+The stages overlap. The send needs the export only *started*: the source node streams
+each file while the export is still writing it (files grow as ``<name>.part``; the
+package is final when the export removes its marker). The import needs the send only
+*started* too: the receiver publishes each file into the destination's package as soon as
+it is complete, and the import (``streaming``) starts on the descriptor and uploads each
+file as it arrives (workers/ovf/package.py). How much that overlaps depends on the
+source: a vCD export writes the descriptor first, so the import runs beside the send; a
+vSphere export writes it last (it declares the disks' final sizes), so the import starts
+once the send is nearly done. When source and destination are served by the same node
+there is no send: the import reads the export's package as the export writes it.
 
 Pure: plain values in, StepPlans and command bodies out.
 """
@@ -62,7 +66,7 @@ def plan_copy(
         StepPlan("export", source.node_id, _cmd("export", cloud_id=source.cloud_id, ref=ref,
                                                 artifact_id=artifact_id)),
     ]  # fmt: skip
-    package_ready: dict[str, Need] = {"export": "succeeded"}
+    package_arriving: dict[str, Need] = {"export": "started"}
     if not same_node:
         assert receiver is not None
         steps.append(
@@ -76,11 +80,11 @@ def plan_copy(
                 {"export": "started"},
             )
         )  # fmt: skip
-        package_ready = {"send": "succeeded"}
+        package_arriving = {"send": "started"}
     steps.append(
         StepPlan("import", destination.node_id,
                  _cmd("import", cloud_id=destination.cloud_id, artifact_id=artifact_id,
-                      target=target.model_dump(mode="json")), package_ready)
+                      target=target.model_dump(mode="json"), streaming=True), package_arriving)
     )  # fmt: skip
     last = "import"
     if deploy is not None:

@@ -47,6 +47,7 @@ def test_copy_figures_say_where_the_time_went() -> None:
     assert f["send_start_after_export_start_s"] == 0.5
     assert f["send_end_after_export_end_s"] == 1.0
     assert f["import_start_after_send_end_s"] == 0.5
+    assert f["import_end_after_send_end_s"] == 16.0
     assert f["head_s"] == 1.0
     assert f["tail_s"] == 2.0
 

@@ -33,7 +33,7 @@ def test_two_node_copy_with_deploy():
     assert shape(plans) == [
         ("export", "n1", "export", {}),
         ("send", "n1", "send", {"export": "started"}),
-        ("import", "n2", "import", {"send": "succeeded"}),
+        ("import", "n2", "import", {"send": "started"}),
         ("deploy", "n2", "deploy", {"import": "succeeded"}),
         ("refresh", "n2", "inventory.refresh", {"deploy": "succeeded"}),
         ("cleanup-source", "n1", "cleanup", {"send": "succeeded"}),
@@ -41,13 +41,14 @@ def test_two_node_copy_with_deploy():
     ]
     send = plans[1].command["body"]
     assert (send["destination_url"], send["destination_fingerprint"]) == (RX.url, RX.fingerprint)
+    assert plans[2].command["body"]["streaming"]  # takes files as they arrive
 
 
 def test_same_node_copy_has_no_send_and_one_cleanup():
     plans = plan(destination=Side("other-vc", "n1"), receiver=None)
     assert shape(plans) == [
         ("export", "n1", "export", {}),
-        ("import", "n1", "import", {"export": "succeeded"}),
+        ("import", "n1", "import", {"export": "started"}),
         ("refresh", "n1", "inventory.refresh", {"import": "succeeded"}),
         ("cleanup", "n1", "cleanup", {"import": "succeeded"}),
     ]
@@ -97,9 +98,13 @@ def test_copy_graph_runs_through_the_saga():
     assert [a.step_id for a in out.actions] == [ids["export"]]
     out = saga.step_started(out.task, ids["export"])
     assert [a.step_id for a in out.actions] == [ids["send"]]
-    task = saga.step_succeeded(saga.step_started(out.task, ids["send"]).task, ids["export"]).task
+    out = saga.step_started(out.task, ids["send"])
+    assert [a.step_id for a in out.actions] == [ids["import"]]  # beside the send
+    task = saga.step_succeeded(saga.step_started(out.task, ids["import"]).task, ids["export"]).task
     out = saga.step_succeeded(task, ids["send"])
-    assert {a.step_id for a in out.actions} == {ids["import"], ids["cleanup-source"]}
-    for name in ("import", "cleanup-source", "deploy", "refresh", "cleanup-destination"):
+    assert [a.step_id for a in out.actions] == [ids["cleanup-source"]]
+    out = saga.step_succeeded(out.task, ids["import"])
+    assert [a.step_id for a in out.actions] == [ids["deploy"]]
+    for name in ("cleanup-source", "deploy", "refresh", "cleanup-destination"):
         out = saga.step_succeeded(saga.step_started(out.task, ids[name]).task, ids[name])
     assert out.task.state == saga.TaskState.SUCCEEDED

@@ -44,7 +44,7 @@ class NoAdapter:
         raise self._error()
 
     async def import_package(
-        self, package_dir: Path, target: Target, progress: ProgressFn
+        self, package_dir: Path, target: Target, progress: ProgressFn, *, streaming: bool = False
     ) -> ImportResult:
         raise self._error()
 

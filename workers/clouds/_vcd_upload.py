@@ -55,23 +55,48 @@ class Package:
     sizes: dict[str, int] = field(default_factory=dict)
     identity: str = ""
     """SHA-256 over descriptor and manifest: which package an unfinished upload belongs to."""
+    local: ovf_package.LocalPackage | None = None
+    """Where the files come from (they may still be arriving: see ``open_package``)."""
+    streaming: bool = False
 
     @property
     def total_bytes(self) -> int:
         return sum(self.sizes[f.href] for f in self.desc.files)
 
+    async def file(self, name: str) -> Path:
+        """The complete file ``name``, once it is there."""
+        assert self.local is not None
+        try:
+            return await ovf_package.wait_file(self.local, name)
+        except ovf_package.PackageError as exc:
+            raise InvalidPackage(str(exc)) from exc
 
-def read_package(package_dir: Path) -> Package:
-    """Find, parse and check the descriptor, the files and the manifest (blocking file I/O)."""
+    async def verify(self) -> None:
+        """Once the package is whole: every check of a complete one (manifest included)."""
+        assert self.local is not None
+        try:
+            whole = await ovf_package.wait_complete(self.local)
+        except ovf_package.PackageError as exc:
+            raise InvalidPackage(str(exc)) from exc
+        if whole.manifest is None:
+            log.warning("vcd.import_without_manifest", package=self.dir.name)
+
+
+async def open_package(package_dir: Path, *, streaming: bool = False) -> Package:
+    """Find, parse and check the descriptor; with ``streaming``, as soon as the descriptor
+    is there, the files following (each is awaited before its upload)."""
     try:
-        pkg = ovf_package.read_package(package_dir)
+        pkg = await ovf_package.open_package(package_dir, streaming=streaming)
     except ovf_package.PackageError as exc:
         raise InvalidPackage(str(exc)) from exc
-    if pkg.manifest is None:
-        log.warning("vcd.import_without_manifest", package=package_dir.name)
-    identity = hashlib.sha256(pkg.descriptor + (pkg.manifest or b""))
+    # A streaming import knows no file's content yet: only the descriptor and the
+    # artifact (one per task) say which upload is its own (see Uploader._ours).
+    if streaming:
+        identity = hashlib.sha256(b"streaming\0" + pkg.descriptor)
+    else:
+        identity = hashlib.sha256(pkg.descriptor + (pkg.manifest or b""))
     return Package(package_dir, pkg.descriptor_name, pkg.descriptor, pkg.desc, pkg.sizes,
-                   identity.hexdigest())  # fmt: skip
+                   identity.hexdigest(), pkg, streaming)  # fmt: skip
 
 
 class _Meter:
@@ -86,6 +111,11 @@ class _Meter:
         if force or now - self.last >= 0.5:
             self.last = now
             await self.progress(Progress(sum(self.done.values()), self.total, "uploading"))
+
+    async def waiting(self, name: str) -> None:
+        """Say so when the next file is not there yet (it is still being sent)."""
+        self.last = time.monotonic()
+        await self.progress(Progress(sum(self.done.values()), self.total, f"waiting for {name}"))
 
 
 async def _file_body(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
@@ -125,6 +155,8 @@ class Uploader:
         package (an older description, or another task's); None: not ours."""
         if description == self.description:
             return "artifact"
+        if self.pkg.streaming:  # the content is not known yet: another artifact's upload
+            return None  # of the same descriptor may hold other disks
         if (description or "").startswith(f"hcc import {self.pkg.identity}"):
             return "package"
         return None
@@ -232,8 +264,10 @@ class Uploader:
             raise connection_error(exc, f"upload {path.name}") from exc
 
     async def upload_file(self, f: x.UploadFile, meter: _Meter) -> None:
-        path = self.pkg.dir / f.name
         assert f.href is not None
+        if not (self.pkg.dir / f.name).is_file():
+            await meter.waiting(f.name)
+        path = await self.pkg.file(f.name)
         offset, failures = f.transferred, 0
         while offset < f.size:
             end = min(offset + self.chunk_bytes, f.size)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,21 +56,40 @@ class Package:
     descriptor_text: str
     desc: Descriptor
     sizes: dict[str, int] = field(default_factory=dict)
+    local: ovf_package.LocalPackage | None = None
+    """Where the files come from (they may still be arriving: see ``open_package``)."""
+
+    def wait_file(self, name: str, cancel: threading.Event) -> Path | None:
+        """The complete file ``name`` once it is there (blocking); None if cancelled."""
+        assert self.local is not None
+        try:
+            return ovf_package.wait_file_blocking(self.local, name, cancel)
+        except ovf_package.PackageError as exc:
+            raise InvalidPackage(str(exc)) from exc
+
+    async def verify(self) -> None:
+        """Once the package is whole: every check of a complete one (manifest included)."""
+        assert self.local is not None
+        try:
+            whole = await ovf_package.wait_complete(self.local)
+        except ovf_package.PackageError as exc:
+            raise InvalidPackage(str(exc)) from exc
+        if whole.manifest is None:
+            log.warning("vsphere.import_without_manifest", package=self.dir.name)
 
 
-def read_package(package_dir: Path) -> Package:
-    """Find, parse and check the descriptor, the files and the manifest (pure file I/O)."""
+async def open_package(package_dir: Path, *, streaming: bool = False) -> Package:
+    """Find, parse and check the descriptor; with ``streaming``, as soon as the descriptor
+    is there, the files following (each upload waits for its file)."""
     try:
-        pkg = ovf_package.read_package(package_dir)
+        pkg = await ovf_package.open_package(package_dir, streaming=streaming)
     except ovf_package.PackageError as exc:
         raise InvalidPackage(str(exc)) from exc
-    if pkg.manifest is None:
-        log.warning("vsphere.import_without_manifest", package=package_dir.name)
     try:
         text = pkg.descriptor.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidPackage("descriptor is not UTF-8") from exc
-    return Package(package_dir, pkg.descriptor_name, text, pkg.desc, pkg.sizes)
+    return Package(package_dir, pkg.descriptor_name, text, pkg.desc, pkg.sizes, pkg)
 
 
 def required_bytes(pkg: Package, provisioning: str) -> int:
@@ -230,7 +250,7 @@ def import_spec(si: Any, pkg: Package, where: Placement, provisioning: str) -> A
 
 @dataclass(frozen=True)
 class Upload:
-    path: Path
+    name: str
     url: str
     thumbprint: str | None
     disk: bool
@@ -247,7 +267,7 @@ def uploads(pkg: Package, spec_result: Any, lease: Any) -> list[Upload]:
         if href not in pkg.sizes:
             raise InvalidPackage(f"vCenter asks for {href!r}, which is not in the package")
         disk = bool(du.disk) if du.disk is not None else href.endswith(".vmdk")
-        out.append(Upload(pkg.dir / href, du.url, du.sslThumbprint or None, disk))
+        out.append(Upload(href, du.url, du.sslThumbprint or None, disk))
     return out
 
 

@@ -125,8 +125,11 @@ class CloudAdapter(Protocol):
         """Export the VM, template or vApp ``ref`` as an OVF package into ``dest``."""
 
     async def import_package(
-        self, package_dir: Path, target: Target, progress: ProgressFn
-    ) -> ImportResult: ...
+        self, package_dir: Path, target: Target, progress: ProgressFn, *, streaming: bool = False
+    ) -> ImportResult:
+        """Import the OVF package in ``package_dir``. ``streaming``: the package may still
+        be arriving (a copy's send or export is running): start on its descriptor and take
+        each file as it completes (workers/ovf/package.py), instead of refusing it."""
 
     async def deploy(
         self, template_ref: str, spec: DeploySpec, progress: ProgressFn

@@ -27,7 +27,7 @@ from workers.clouds import _vcd_xml as x
 from workers.clouds._vcd_download import Downloader
 from workers.clouds._vcd_inventory import OrgRef, Records, build
 from workers.clouds._vcd_session import VcdSession
-from workers.clouds._vcd_upload import Uploader, read_package
+from workers.clouds._vcd_upload import Uploader, open_package
 from workers.clouds.base import (
     OPERATOR_CANCEL,
     CloudConfig,
@@ -165,9 +165,9 @@ class VcdAdapter:
     # --- import ---------------------------------------------------------------------
 
     async def import_package(
-        self, package_dir: Path, target: Target, progress: ProgressFn
+        self, package_dir: Path, target: Target, progress: ProgressFn, *, streaming: bool = False
     ) -> ImportResult:
-        pkg = await asyncio.to_thread(read_package, package_dir)
+        pkg = await open_package(package_dir, streaming=streaming)
         if not target.catalog:
             raise CloudNotFound("a vCD import needs a target catalog")
         catalog = await self._container(ObjectKind.CATALOG, target.catalog)
@@ -186,6 +186,7 @@ class VcdAdapter:
                 await up.put_descriptor()
                 files = await up.wait_files()
                 await up.upload_files(files, progress)
+            await pkg.verify()
             tpl = await up.finish()
         except CloudError as exc:
             if not exc.retryable:  # retryable: keep it, the next attempt resumes it

@@ -206,9 +206,9 @@ class VSphereAdapter:
             raise map_error(exc, what) from exc
 
     async def import_package(
-        self, package_dir: Path, target: Target, progress: ProgressFn
+        self, package_dir: Path, target: Target, progress: ProgressFn, *, streaming: bool = False
     ) -> ImportResult:
-        pkg = await asyncio.to_thread(import_.read_package, package_dir)
+        pkg = await import_.open_package(package_dir, streaming=streaming)
         prov = self._provisioning
 
         def prepare(si: Any) -> tuple[import_.Placement, Any]:
@@ -227,9 +227,10 @@ class VSphereAdapter:
             await asyncio.to_thread(import_.remember_made, package_dir, entity, where.name)
             s = self._session
             cookie = await self._call(lambda si: s.cookie, "import")
-            jobs = [self._upload_job(u, cookie) for u in ups]
-            total = sum(u.path.stat().st_size for u in ups)
+            jobs = [self._upload_job(pkg, u, cookie) for u in ups]
+            total = sum(pkg.sizes[u.name] for u in ups)
             await self._transfer(jobs, progress, total, lease.HttpNfcLeaseProgress, "import")
+            await pkg.verify()
             await self._call(lambda si: _complete(lease), f"import {where.name}")
             lease = None
             await asyncio.to_thread(import_.forget_made, package_dir)
@@ -263,14 +264,17 @@ class VSphereAdapter:
             info["warnings"] = "; ".join(where.warnings)
         return lease, entity, import_.uploads(pkg, spec, lease), info
 
-    def _upload_job(self, up: import_.Upload, cookie: str) -> nfc.Job[int]:
+    def _upload_job(self, pkg: import_.Package, up: import_.Upload, cookie: str) -> nfc.Job[int]:
         s = self._session
         ep = nfc.endpoint_for(up.url, s.host, s.port, s.ssl_context, up.thumbprint)
 
         def run(cancel: Any, on_bytes: Callable[[int], None]) -> int:
+            path = pkg.wait_file(up.name, cancel)  # the lease is kept alive meanwhile
+            if path is None:
+                return 0
             return nfc.upload(
                 ep,
-                up.path,
+                path,
                 disk=up.disk,
                 cookie=cookie,
                 timeout_s=s.timeout_s,

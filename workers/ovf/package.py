@@ -12,6 +12,8 @@ sender share one convention:
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +27,14 @@ __all__ = [
     "PRIVATE_PREFIX",
     "LocalPackage",
     "PackageError",
+    "open_package",
     "read_package",
+    "wait_complete",
+    "wait_file",
+    "wait_file_blocking",
 ]
+POLL_S = 0.25
+"""How often a reader looks again at a package that is still being written."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +46,11 @@ class LocalPackage:
     descriptor: bytes
     desc: Descriptor
     sizes: dict[str, int] = field(default_factory=dict)
-    """Every file's size in the directory, by name."""
+    """Every file's size in the directory, by name; for a file still to come, the size
+    the descriptor declares."""
     manifest: bytes | None = None
+    complete: bool = True
+    """False: files were still being written when it was read (:func:`open_package`)."""
 
     @property
     def total_bytes(self) -> int:
@@ -81,3 +92,92 @@ def read_package(package_dir: Path) -> LocalPackage:
     except (DescriptorError, ManifestError) as exc:
         raise PackageError(f"package {package_dir.name}: {exc}") from exc
     return LocalPackage(package_dir, ovfs[0].name, data, desc, sizes, manifest)  # fmt: skip
+
+
+def read_head(package_dir: Path) -> LocalPackage | None:
+    """The descriptor of a package that may still be being written, or None while it
+    cannot be known yet: no package directory, no complete descriptor, or a file still to
+    come whose size the descriptor does not declare. A complete package gets every check
+    of :func:`read_package`; one still being written, those its files present allow."""
+    if not package_dir.is_dir():
+        return None
+    if not (package_dir / EXPORTING_MARKER).exists():
+        return read_package(package_dir)
+    ovfs = sorted(p for p in package_dir.glob("*.ovf") if p.is_file())
+    if not ovfs:
+        return None
+    if len(ovfs) > 1:
+        raise PackageError(f"expected one .ovf descriptor in the package, found {len(ovfs)}")
+    data = ovfs[0].read_bytes()
+    try:
+        desc = parse_descriptor(data)
+        sizes = {p.name: p.stat().st_size for p in package_dir.iterdir() if p.is_file()}
+        for ref in desc.files:
+            if ref.href not in sizes:
+                if ref.size is None or ref.compression is not None:
+                    return None
+                sizes[ref.href] = ref.size
+        check_files(desc, sizes)
+    except DescriptorError as exc:
+        raise PackageError(f"package {package_dir.name}: {exc}") from exc
+    return LocalPackage(package_dir, ovfs[0].name, data, desc, sizes, complete=False)
+
+
+async def open_package(package_dir: Path, *, streaming: bool) -> LocalPackage:
+    """:func:`read_package`, or with ``streaming`` (a copy's send or export still running)
+    the package's descriptor as soon as it is there: the import starts on it and takes
+    each file with :func:`wait_file` as it completes. It waits for as long as it takes:
+    the step is cancelled if what writes the package fails."""
+    if not streaming:
+        return await asyncio.to_thread(read_package, package_dir)
+    while True:  # written by another process (the export, the receiver): polled
+        pkg = await asyncio.to_thread(read_head, package_dir)
+        if pkg is not None:
+            return pkg
+        await asyncio.sleep(POLL_S)
+
+
+def _file_state(pkg: LocalPackage, name: str) -> bool:
+    """True when ``name`` is complete, False while it may still come; raises PackageError
+    when it cannot come any more or is not what the descriptor said."""
+    path = pkg.dir / name
+    if path.is_file():
+        size = path.stat().st_size
+        ref = next((f for f in pkg.desc.files if f.href == name), None)
+        if ref is not None and ref.compression is None and size != pkg.sizes.get(name, size):
+            raise PackageError(f"{name} has {size} bytes, the descriptor says {pkg.sizes[name]}")
+        return True
+    if pkg.complete or not (pkg.dir / EXPORTING_MARKER).exists():
+        raise PackageError(f"package {pkg.dir.name} ended without {name}")
+    return False
+
+
+async def wait_file(pkg: LocalPackage, name: str) -> Path:
+    """The complete file ``name`` of the package, once it is there."""
+    while True:
+        if _file_state(pkg, name):
+            return pkg.dir / name
+        await asyncio.sleep(POLL_S)
+
+
+def wait_file_blocking(pkg: LocalPackage, name: str, cancel: threading.Event) -> Path | None:
+    """:func:`wait_file` for a worker thread; None once ``cancel`` is set."""
+    while not _file_state(pkg, name):
+        if cancel.wait(POLL_S):
+            return None
+    return pkg.dir / name
+
+
+async def wait_complete(pkg: LocalPackage) -> LocalPackage:
+    """The whole package, with every check of :func:`read_package` (sizes, manifest),
+    once it is no longer being written; refuses one whose descriptor changed meanwhile."""
+    if pkg.complete:
+        return pkg
+    while True:
+        if not (pkg.dir / EXPORTING_MARKER).exists():
+            break
+        await asyncio.sleep(POLL_S)
+    whole = await asyncio.to_thread(read_package, pkg.dir)
+    if whole.descriptor != pkg.descriptor:
+        raise PackageError(f"package {pkg.dir.name}: the descriptor changed during the import")
+    return whole

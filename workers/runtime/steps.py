@@ -26,7 +26,7 @@ from protocol.messages import (
     InventorySnapshotBody,
     InventorySnapshotEvent,
 )
-from workers.clouds.base import CloudAdapter, CloudConfig, ProgressFn
+from workers.clouds.base import CloudAdapter, CloudConfig, Progress, ProgressFn
 from workers.ovf.package import EXPORTING_MARKER
 
 
@@ -142,11 +142,15 @@ async def import_package(ctx: StepContext) -> StepOutcome:
     assert isinstance(ctx.command, ImportCommand)
     body = ctx.command.body
     package = ctx.artifact_dir(body.artifact_id)
-    if not package.is_dir():
+    if not body.streaming and not package.is_dir():
         raise StepFailure("not-found", f"artifact {body.artifact_id!r} is not in storage")
 
     async def use(adapter: CloudAdapter) -> StepOutcome:
-        result = await adapter.import_package(package, body.target, ctx.progress)
+        if body.streaming and not package.is_dir():
+            await ctx.progress(Progress(0, None, "waiting for the package"))
+        result = await adapter.import_package(
+            package, body.target, ctx.progress, streaming=body.streaming
+        )
         return StepOutcome(
             result={
                 "object_id": result.object_id,

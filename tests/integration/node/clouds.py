@@ -46,7 +46,7 @@ class StaticAdapter:
         raise NotImplementedError
 
     async def import_package(
-        self, package_dir: Path, target: Target, progress: ProgressFn
+        self, package_dir: Path, target: Target, progress: ProgressFn, *, streaming: bool = False
     ) -> ImportResult:
         files = sorted(await asyncio.to_thread(os.listdir, package_dir))
         await progress(Progress(1, 1))
