@@ -1,6 +1,7 @@
-"""A whole copy vSphere → vCD against each of its stages alone (issue 7).
+"""A whole copy vSphere → vCD (or back) against each of its stages alone (issue 7).
 
     .venv/bin/python bench/copy.py [--disk-mib 64] [--rate-mb-s 8] [--send-mb-s 10] [--rounds 1]
+                                   [--direction vsphere-vcd|vcd-vsphere]
 
 Real processes, as ``make demo`` runs them: vcsim with one powered-off VM ``big`` whose disk
 is a streamOptimized VMDK of random bytes (qemu-img; the file is about ``--disk-mib``), the
@@ -34,13 +35,26 @@ Each round measures, one after the other:
 
 ``ratio = total_s / (max(export_s, send_s) + import_s)`` (target ≤ 1.15): 1.0 is a copy
 that overlaps export and send perfectly and adds nothing between the stages; ``excess_s``
-is what it adds. The copy's own step timestamps say where that goes: ``copy_steps`` (each
-step's seconds within the copy), ``export_send_overlap_s``, ``send_end_after_export_end_s``
-(how far the send trails the export), ``import_start_after_send_end_s`` (negative: the
-import step started beside the send and waited for the descriptor),
-``import_end_after_send_end_s`` (the import's work after the send), ``head_s`` (task
-created → export started) and ``tail_s`` (import finished → task finished: refresh and
-cleanups; the import alone has them too).
+is what it adds. ``ratio_vs_slowest_stage = total_s / max(export_s, send_s, import_s)``:
+1.0 would be a perfect pipeline of all three stages. The copy's own step timestamps say
+where the time goes: ``copy_steps`` (each step's seconds within the copy),
+``export_send_overlap_s``, ``send_end_after_export_end_s`` (how far the send trails the
+export), ``import_start_after_send_end_s`` (negative: the import step started beside the
+send and waited for the descriptor), ``import_end_after_send_end_s`` (the import's work
+after the send), ``head_s`` (task created → export started) and ``tail_s`` (import
+finished → task finished: refresh and cleanups; the import alone has them too).
+
+``--direction vcd-vsphere`` copies the other way: the VM is first uploaded to the vCD
+simulator as the template ``big`` (setup, not paced), then each round copies that template
+to vcsim's ``DC0/vm``, and the stages alone are its export from the vCD, the send to n1 and
+an import into vcsim. A vCD export writes the descriptor first, so here the import runs
+beside the send and the export: it makes the VM from the descriptor and uploads each disk
+as soon as it has arrived whole, while the next ones are being exported and sent; what is
+left after the send (``import_end_after_send_end_s``) is the last disk's upload. A file is
+the unit of that overlap (``--disks``). With paced connections, vcsim takes the disks of an
+import alone over as many connections at once, so the last disk alone takes about as long
+as all of them: the figure shows the overlap in ``copy_steps`` and in that tail, not in
+``ratio``.
 
 What it showed (64 MiB, defaults, 2 shared cores at load 6-13): ratio 1.04-1.07, excess
 0.7-1.3 s, of which the send ending 0.9-1.15 s after the export is nearly all; the import
@@ -136,10 +150,13 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 class Bench:
-    def __init__(self, fleet: Any, args: argparse.Namespace) -> None:
+    def __init__(self, fleet: Any, args: argparse.Namespace, source: dict[str, str]) -> None:
         self.fleet = fleet
         self.args = args
         self.n = 0
+        self.source = source
+        """``{"cloud", "ref"}`` of what is copied."""
+        self.to_vcd = args.direction == "vsphere-vcd"
 
     @property
     def options(self) -> dict[str, Any]:
@@ -155,18 +172,19 @@ class Bench:
 
     def destination(self, label: str) -> dict[str, Any]:
         self.n += 1
-        return {"cloud": "provider", "catalog": "Templates", "name": f"{VM}-{label}-{self.n}",
-                "on_conflict": "suffix"}  # fmt: skip
+        name = f"{VM}-{label}-{self.n}"
+        if self.to_vcd:
+            return {"cloud": "provider", "catalog": "Templates", "name": name,
+                    "on_conflict": "suffix"}  # fmt: skip
+        return {"cloud": "onprem", "folder": "DC0/vm", "name": name, "on_conflict": "suffix"}
 
     async def copy(self) -> dict[str, Any]:
         return await self.run_task({
-            "kind": "copy", "source": {"cloud": "onprem", "ref": f"DC0/vm/{VM}"},
+            "kind": "copy", "source": self.source,
             "destination": self.destination("copy"), "options": self.options})  # fmt: skip
 
     async def export(self) -> dict[str, Any]:
-        return await self.run_task(
-            {"kind": "export", "source": {"cloud": "onprem", "ref": f"DC0/vm/{VM}"}}
-        )
+        return await self.run_task({"kind": "export", "source": self.source})
 
     async def send(self, export_task: dict[str, Any]) -> tuple[float, str, dict[str, Any]]:
         """Push the exported package to n2 as an upload: (seconds, artifact, destination)."""
@@ -174,10 +192,11 @@ class Bench:
         from workers.transfer.sender import send_package
 
         artifact = export_task["spec"]["artifact_id"]
-        package = next(p for p in (self.fleet.root / "n1").rglob(artifact) if p.is_dir())
+        node = "n1" if self.to_vcd else "n2"
+        package = next(p for p in (self.fleet.root / node).rglob(artifact) if p.is_dir())
         mf = next(package.glob("*.mf"), None) or next(package.glob("*.ovf"))
         dest = self.destination("alone")
-        request = {"cloud": "provider", "name": dest["name"], "destination": dest,
+        request = {"cloud": dest["cloud"], "name": dest["name"], "destination": dest,
                    "key": hashlib.sha256(mf.read_bytes()).hexdigest()}  # fmt: skip
         grant = await self.fleet.api("POST", "/api/v1/uploads", request)
         a = self.args
@@ -220,6 +239,7 @@ class Bench:
             "send_s": round(send_s, 2),
             "import_s": round(import_s, 2),
             "ratio": round(stage_ratio(total_s, export_s, send_s, import_s), 3),
+            "ratio_vs_slowest_stage": round(total_s / max(export_s, send_s, import_s), 3),
             "excess_s": round(total_s - max(export_s, send_s) - import_s, 2),
             **copy_figures(copied),
             "import_alone_step_s": copy_figures_step(imported, "import"),
@@ -238,7 +258,7 @@ def vhost(action: str, name: str) -> None:
                        check=True, capture_output=True)  # fmt: skip
 
 
-def seed_vcsim(root: Path, disk_mib: int) -> Any:
+def seed_vcsim(root: Path, disk_mib: int, disks: int) -> Any:
     from sim.vcsim import seed
     from sim.vcsim.process import start_vcsim
 
@@ -246,21 +266,27 @@ def seed_vcsim(root: Path, disk_mib: int) -> Any:
     try:
         si = seed.connect(sim.host, sim.port, sim.username, sim.password)
         try:
-            disk = seed.make_disk_image(root / f"{VM}.vmdk", disk_mib * MIB, seed=7,
-                                        zero_fraction=0.0)  # fmt: skip
-            seed.power_off(seed.seed_vm(si, sim.host, sim.port, VM, [disk]))
+            images = [seed.make_disk_image(root / f"{VM}-{i}.vmdk", disk_mib * MIB // disks,
+                                           seed=7 + i, zero_fraction=0.0)
+                      for i in range(disks)]  # fmt: skip
+            seed.power_off(seed.seed_vm(si, sim.host, sim.port, VM, images))
         finally:
             seed.disconnect(si)
     except BaseException:
         sim.stop()
         raise
-    return sim, disk.stat().st_size
+    return sim, sum(image.stat().st_size for image in images)
 
 
 async def run(args: argparse.Namespace, root: Path, amqp_url: str) -> dict[str, Any]:
     from tests.e2e.fleet import Fleet
     from tests.e2e.test_copy import add_vcd_cloud
-    from tests.e2e.test_copy_directions import inventories_listed, server_and_nodes
+    from tests.e2e.test_copy_directions import (
+        inventories_listed,
+        inventory_path,
+        seed_vcd_from_vsphere,
+        server_and_nodes,
+    )
     from tests.e2e.test_fleet import add_vcsim_cloud
     from tests.e2e.throttle import Throttle
     from tests.fixtures.vcdsim import start_vcd_sim
@@ -268,10 +294,13 @@ async def run(args: argparse.Namespace, root: Path, amqp_url: str) -> dict[str, 
     rate = args.rate_mb_s * 1e6
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        vcsim, disk_bytes = await asyncio.to_thread(seed_vcsim, root, args.disk_mib)
+        vcsim, disk_bytes = await asyncio.to_thread(seed_vcsim, root, args.disk_mib, args.disks)
         stack.callback(vcsim.stop)
         vcd = start_vcd_sim(root / "vcdsim")
         stack.callback(vcd.stop)
+        source = {"cloud": "onprem", "ref": f"DC0/vm/{VM}"}
+        if args.direction == "vcd-vsphere":  # the same VM as a template in the vCD (unpaced)
+            await seed_vcd_from_vsphere(vcd, vcsim, source["ref"], VM, root)
         vcd_url = URL(vcd.url)
         proxies = [Throttle(vcsim.host, vcsim.port, rate, pace_s=PACE_S),
                    Throttle(vcd_url.host or "127.0.0.1", vcd_url.port or 80, rate,
@@ -286,15 +315,20 @@ async def run(args: argparse.Namespace, root: Path, amqp_url: str) -> dict[str, 
                         endpoint=f"https://127.0.0.1:{proxies[0].port}/sdk")  # fmt: skip
         add_vcd_cloud(fleet, vcd, "provider", "n2", endpoint=f"http://127.0.0.1:{proxies[1].port}")
         await inventories_listed(fleet, 2)
+        if args.direction == "vcd-vsphere":
+            ref = await inventory_path(fleet, "provider", "vapp_template", VM)
+            source = {"cloud": "provider", "ref": ref}
         setup_s = time.perf_counter() - t0
-        bench = Bench(fleet, args)
+        bench = Bench(fleet, args, source)
         rounds = [await bench.round() for _ in range(args.rounds)]
     # the round of median ratio is the headline (the lower one of an even count): the best
     # of a few would flatter, and the spread below shows the rest
     median = sorted(rounds, key=lambda r: r["ratio"])[(len(rounds) - 1) // 2]
     out: dict[str, Any] = {
         "bench": "copy",
+        "direction": args.direction,
         "disk_mib": args.disk_mib,
+        "disks": args.disks,
         "disk_file_mib": round(disk_bytes / MIB, 1),
         "sim_rate_mb_s": args.rate_mb_s,
         "send_cap_mb_s": args.send_mb_s,
@@ -312,6 +346,10 @@ async def run(args: argparse.Namespace, root: Path, amqp_url: str) -> dict[str, 
 def main() -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--disk-mib", type=int, default=64, help="virtual (and about file) size")
+    p.add_argument("--disks", type=int, default=1, help="--disk-mib split over this many disks")
+    p.add_argument("--direction", choices=("vsphere-vcd", "vcd-vsphere"),
+                   default="vsphere-vcd", help="vcd-vsphere: the VM is first put into the "
+                   "vCD as a template (not paced)")  # fmt: skip
     p.add_argument("--rate-mb-s", type=float, default=8.0,
                    help="the simulators' data paths, MB/s per connection")  # fmt: skip
     p.add_argument("--send-mb-s", type=float, default=10.0, help="the send's cap, MB/s")

@@ -6,6 +6,11 @@ Every figure is measured in this run, against a baseline measured in this run:
 
 * loopback: a plain aiohttp HTTPS PUT of the file (written and fsync'd by the other
   process) vs hcc with 1 and 4 streams (verified chunks, fsync'd journal, commit).
+  ``cpu_s_per_gib`` is the CPU time (user + system) both processes spent per GiB, raw PUT
+  and hcc with 1 stream (the best of the rounds): hcc hashes every byte four times (BLAKE3
+  and SHA-256 on both sides), which the raw PUT does not; on a machine whose cores the
+  two processes fill, ``ratio_1stream_vs_raw`` cannot exceed about
+  1 / ``cpu_ratio_1stream_vs_raw``.
 * WAN: the same through bench/_transfer/wanproxy.py (25 ms each way, 512 KiB window per
   connection, 60 MB/s for the link), 1 vs 4 streams. With the default max_streams the
   4-stream send may widen to 10 streams (3 * streams - 2, workers/transfer/sender.py) when
@@ -47,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._transfer.procs import (
     Receiver,
+    cpu_s,
     raw_put,
     run_sender,
     sender_cmd,
@@ -56,6 +62,7 @@ from bench._transfer.procs import (
 from protocol.tokens import generate_private_key, issue_token, public_key_pem
 
 MiB = 1 << 20
+GiB = 1 << 30
 DELAY_MS = 25.0
 WINDOW_KIB = 512
 CAP_MB_S = 60.0
@@ -132,9 +139,11 @@ class Bench:
             result_file = self.tmp / f"result-{artifact}.json"
             cmd = sender_cmd(pkg, url, rx.fingerprint, artifact, self.token_file(artifact),
                              streams, self.chunk, result_file, extra)  # fmt: skip
+            rx_cpu = cpu_s(rx.pid)
             if run_sender(cmd) != 0:
                 raise RuntimeError(f"send {artifact} failed")
             result: dict[str, Any] = json.loads(result_file.read_text())
+            result["cpu_s"] += cpu_s(rx.pid) - rx_cpu
             result["rx_growth_mib"] = (rx.peak_kib() - rx.idle_kib) / 1024
             result["tx_growth_mib"] = (result["rss_peak_kib"] - result["rss_idle_kib"]) / 1024
         finally:
@@ -198,9 +207,12 @@ def loopback(b: Bench, tmp: Path, size: int, rounds: int) -> dict[str, Any]:
     big = tmp / "big"
     write_random(big / "disk.raw", size, seed=1)
     raw_s: list[float] = []
+    raw_cpu: list[float] = []
     runs: dict[int, list[dict[str, Any]]] = {1: [], 4: []}
     for _ in range(rounds):
-        raw_s.append(raw_put(tmp, big / "disk.raw", size))
+        seconds, cpu = raw_put(tmp, big / "disk.raw", size)
+        raw_s.append(seconds)
+        raw_cpu.append(cpu)
         for streams in (1, 4):
             runs[streams].append(b.send(big, streams))
     shutil.rmtree(big)
@@ -210,6 +222,10 @@ def loopback(b: Bench, tmp: Path, size: int, rounds: int) -> dict[str, Any]:
         "raw": mb / min(raw_s),
         "hcc1": mb / min(r["duration_s"] for r in runs[1]),
         "hcc4": mb / min(r["duration_s"] for r in runs[4]),
+        "cpu_s_per_gib": {
+            "raw": min(raw_cpu) * GiB / size,
+            "hcc_1stream": min(r["cpu_s"] for r in runs[1]) * GiB / size,
+        },
         "growth": {
             "sender": max(r["tx_growth_mib"] for r in all_runs),
             "receiver": max(r["rx_growth_mib"] for r in all_runs),
@@ -285,6 +301,10 @@ def main() -> int:
         "hcc_1stream_mb_s": round(lo["hcc1"], 1),
         "hcc_4stream_mb_s": round(lo["hcc4"], 1),
         "ratio_1stream_vs_raw": round(lo["hcc1"] / lo["raw"], 3),
+        "cpu_s_per_gib": {k: round(v, 2) for k, v in lo["cpu_s_per_gib"].items()},
+        "cpu_ratio_1stream_vs_raw": round(
+            lo["cpu_s_per_gib"]["hcc_1stream"] / lo["cpu_s_per_gib"]["raw"], 3
+        ),
         "delay_ms": DELAY_MS,
         "window_kib": WINDOW_KIB,
         "link_cap_mb_s": CAP_MB_S,

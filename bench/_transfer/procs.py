@@ -42,6 +42,12 @@ def status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is not None and proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
@@ -78,6 +84,11 @@ class Receiver:
     def peak_kib(self) -> int:
         assert self.proc is not None
         return status_kib(self.proc.pid, "VmHWM")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def stop(self) -> None:
         stop(self.proc)
@@ -125,8 +136,9 @@ def start_proxy(
     return proc, int(wait_ready(proc, ready)["port"])
 
 
-def raw_put(base: Path, src: Path, size: int) -> float:
-    """Seconds for one plain aiohttp HTTPS PUT of ``src`` (written + fsync'd)."""
+def raw_put(base: Path, src: Path, size: int) -> tuple[float, float]:
+    """Seconds for one plain aiohttp HTTPS PUT of ``src`` (written + fsync'd), and the CPU
+    seconds both processes spent on it."""
     ready = base / "raw.json"
     ready.unlink(missing_ok=True)
     out = base / "raw.out"
@@ -136,14 +148,16 @@ def raw_put(base: Path, src: Path, size: int) -> float:
     )  # fmt: skip
     try:
         info = wait_ready(server, ready)
+        server_cpu = cpu_s(server.pid)
         got = subprocess.run(
             [sys.executable, str(HERE / "rawput.py"), "put", "--url",
              f"https://127.0.0.1:{info['port']}/", "--fingerprint", info["fingerprint"],
              "--file", str(src), "--size", str(size)],
             check=True, capture_output=True, cwd=REPO,
         )  # fmt: skip
-        seconds = float(json.loads(got.stdout)["seconds"])
+        answer = json.loads(got.stdout)
+        cpu = float(answer["cpu_s"]) + cpu_s(server.pid) - server_cpu
     finally:
         stop(server)
         out.unlink(missing_ok=True)
-    return seconds
+    return float(answer["seconds"]), cpu

@@ -36,6 +36,8 @@ from workers.clouds.base import (
     InvalidPackage,
     Progress,
     ProgressFn,
+    check_whole_package,
+    open_local_package,
 )
 from workers.ovf import package as ovf_package
 from workers.ovf.descriptor import Descriptor
@@ -72,23 +74,14 @@ class Package:
             raise InvalidPackage(str(exc)) from exc
 
     async def verify(self) -> None:
-        """Once the package is whole: every check of a complete one (manifest included)."""
         assert self.local is not None
-        try:
-            whole = await ovf_package.wait_complete(self.local)
-        except ovf_package.PackageError as exc:
-            raise InvalidPackage(str(exc)) from exc
-        if whole.manifest is None:
-            log.warning("vcd.import_without_manifest", package=self.dir.name)
+        await check_whole_package(self.local, "vcd")
 
 
 async def open_package(package_dir: Path, *, streaming: bool = False) -> Package:
     """Find, parse and check the descriptor; with ``streaming``, as soon as the descriptor
     is there, the files following (each is awaited before its upload)."""
-    try:
-        pkg = await ovf_package.open_package(package_dir, streaming=streaming)
-    except ovf_package.PackageError as exc:
-        raise InvalidPackage(str(exc)) from exc
+    pkg = await open_local_package(package_dir, streaming=streaming)
     # A streaming import knows no file's content yet: only the descriptor and the
     # artifact (one per task) say which upload is its own (see Uploader._ours).
     if streaming:

@@ -39,6 +39,8 @@ from workers.clouds.base import (
     CloudNotFound,
     CloudQuotaExceeded,
     InvalidPackage,
+    check_whole_package,
+    open_local_package,
 )
 from workers.ovf import package as ovf_package
 from workers.ovf.descriptor import Descriptor
@@ -68,23 +70,14 @@ class Package:
             raise InvalidPackage(str(exc)) from exc
 
     async def verify(self) -> None:
-        """Once the package is whole: every check of a complete one (manifest included)."""
         assert self.local is not None
-        try:
-            whole = await ovf_package.wait_complete(self.local)
-        except ovf_package.PackageError as exc:
-            raise InvalidPackage(str(exc)) from exc
-        if whole.manifest is None:
-            log.warning("vsphere.import_without_manifest", package=self.dir.name)
+        await check_whole_package(self.local, "vsphere")
 
 
 async def open_package(package_dir: Path, *, streaming: bool = False) -> Package:
     """Find, parse and check the descriptor; with ``streaming``, as soon as the descriptor
     is there, the files following (each upload waits for its file)."""
-    try:
-        pkg = await ovf_package.open_package(package_dir, streaming=streaming)
-    except ovf_package.PackageError as exc:
-        raise InvalidPackage(str(exc)) from exc
+    pkg = await open_local_package(package_dir, streaming=streaming)
     try:
         text = pkg.descriptor.decode("utf-8")
     except UnicodeDecodeError as exc:

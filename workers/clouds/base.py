@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import structlog
+
 from protocol.messages import CloudKind, DeploySpec, InventoryItem, Target
+from workers.ovf import package as ovf_package
 
 OPERATOR_CANCEL = "hcc: step cancelled by the operator"
 """The message of the CancelledError a step gets when the operator cancels its task (the node
@@ -58,6 +61,24 @@ class CloudQuotaExceeded(CloudError):
 
 class InvalidPackage(CloudError):
     code = "invalid-package"
+
+
+async def open_local_package(package_dir: Path, *, streaming: bool) -> ovf_package.LocalPackage:
+    """An import's package (workers/ovf/package.py ``open_package``), as InvalidPackage."""
+    try:
+        return await ovf_package.open_package(package_dir, streaming=streaming)
+    except ovf_package.PackageError as exc:
+        raise InvalidPackage(str(exc)) from exc
+
+
+async def check_whole_package(local: ovf_package.LocalPackage, cloud: str) -> None:
+    """Once the package is whole: every check of a complete one (manifest included)."""
+    try:
+        whole = await ovf_package.wait_complete(local)
+    except ovf_package.PackageError as exc:
+        raise InvalidPackage(str(exc)) from exc
+    if whole.manifest is None:
+        structlog.get_logger().warning(f"{cloud}.import_without_manifest", package=local.dir.name)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from protocol.messages import SendBody
@@ -88,6 +89,7 @@ async def _send(args: argparse.Namespace) -> int:
     )
     opts = SendOptions(stall_timeout_s=args.stall_timeout, max_streams=args.max_streams)
     rss_idle_kib = _proc_status_kib("VmRSS")
+    cpu_before = time.process_time()
     try:
         result = await send_package(Path(args.package), body, progress, refresh, options=opts)
     except TransferError as exc:
@@ -98,6 +100,7 @@ async def _send(args: argparse.Namespace) -> int:
             **dataclasses.asdict(result),
             "rss_idle_kib": rss_idle_kib,
             "rss_peak_kib": _proc_status_kib("VmHWM"),
+            "cpu_s": time.process_time() - cpu_before,
         }
         text = json.dumps(report)
         await asyncio.to_thread(Path(args.result_file).write_text, text)
