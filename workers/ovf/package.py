@@ -140,6 +140,9 @@ async def open_package(package_dir: Path, *, streaming: bool) -> LocalPackage:
 def _file_state(pkg: LocalPackage, name: str) -> bool:
     """True when ``name`` is complete, False while it may still come; raises PackageError
     when it cannot come any more or is not what the descriptor said."""
+    # The marker goes only after the last file is in place: looked at first, a package
+    # seen ended cannot gain the file afterwards.
+    ended = pkg.complete or not (pkg.dir / EXPORTING_MARKER).exists()
     path = pkg.dir / name
     if path.is_file():
         size = path.stat().st_size
@@ -147,7 +150,7 @@ def _file_state(pkg: LocalPackage, name: str) -> bool:
         if ref is not None and ref.compression is None and size != pkg.sizes.get(name, size):
             raise PackageError(f"{name} has {size} bytes, the descriptor says {pkg.sizes[name]}")
         return True
-    if pkg.complete or not (pkg.dir / EXPORTING_MARKER).exists():
+    if ended:
         raise PackageError(f"package {pkg.dir.name} ended without {name}")
     return False
 

@@ -49,7 +49,7 @@ from workers.transfer.errors import (
 )
 from workers.transfer.ledger import decode_bitmap
 from workers.transfer.manifest import FinalManifest
-from workers.transfer.plan import ChunkJob
+from workers.transfer.plan import ChunkJob, SourceFile
 from workers.transfer.ratelimit import TokenBucket
 from workers.transfer.source import ChunkData, PackageSource
 
@@ -240,12 +240,12 @@ class _Sender:
         self.published: set[str] = set()
         """Files committed on their own (or being)."""
 
-    def publish_ready(self) -> None:
-        """Commit on its own each file that is final, read to its end and held by the
-        receiver; not when the whole package is about to be committed anyway."""
+    def publish_ready(self, file: SourceFile | None = None) -> None:
+        """Commit on its own ``file`` (None: each file) if it is final, read to its end and
+        held by the receiver; not when the whole package is about to be committed anyway."""
         if self.source.done() and not any(self.unacked.values()):
             return
-        for f in self.source.files:
+        for f in self.source.files if file is None else (file,):
             if (
                 f.path not in self.published
                 and f.finished(self.body.chunk_bytes)
@@ -328,7 +328,7 @@ class _Sender:
                 self.result.chunks_held += chunk.held and not chunk.zero
                 self.meter.add(job.length, self.source.total_bytes(), moved=False)
                 self.unacked[job.file.path] -= 1
-                self.publish_ready()
+                self.publish_ready(job.file)
                 continue
             await self.queue.put(chunk)
         await self.queue.put(None)  # each worker puts it back for the next one
@@ -369,7 +369,7 @@ class _Sender:
         finally:
             self.buffers.give(chunk.data.obj if isinstance(chunk.data, memoryview) else chunk.data)
         self.unacked[chunk.job.file.path] -= 1
-        self.publish_ready()
+        self.publish_ready(chunk.job.file)
         self.result.chunks_sent += 1
         self.sent_bytes += chunk.job.length
         self.sent_chunks += 1

@@ -96,7 +96,10 @@ class IncomingArtifact:
         self.decl = decl
         self.ledger = ledger
         self.package_dir = package_dir
-        self.published = {i for i, f in enumerate(decl.files) if (package_dir / f.path).is_file()}
+        ours = (package_dir / EXPORTING_MARKER).exists()
+        self.published = {
+            i for i, f in enumerate(decl.files) if ours and (package_dir / f.path).is_file()
+        }
         """Files renamed into the package (a rename is atomic: being there is being done)."""
         self._fds: dict[int, int] = {}
         self.closed = False
