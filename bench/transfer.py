@@ -8,8 +8,9 @@ Every figure is measured in this run, against a baseline measured in this run:
   process) vs hcc with 1 and 4 streams (verified chunks, fsync'd journal, commit).
   ``cpu_s_per_gib`` is the CPU time (user + system) both processes spent per GiB, raw PUT
   and hcc with 1 stream (the best of the rounds; hcc also per side): hcc hashes every byte
-  four times (BLAKE3 and SHA-256 on both sides), which the raw PUT does not; on a machine
-  whose cores the two processes fill, ``ratio_1stream_vs_raw`` cannot exceed about
+  three times (BLAKE3 on both sides, SHA-256 at the receiver; the sender takes the SHA-256
+  from the package's .mf), which the raw PUT does not; on a machine whose cores the two
+  processes fill, ``ratio_1stream_vs_raw`` cannot exceed about
   1 / ``cpu_ratio_1stream_vs_raw``.
 * WAN: the same through bench/_transfer/wanproxy.py (25 ms each way, 512 KiB window per
   connection, 60 MB/s for the link), 1 vs 4 streams. With the default max_streams the

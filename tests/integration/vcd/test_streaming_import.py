@@ -1,6 +1,7 @@
-"""The import of a package that is still arriving (a copy's send runs beside it): the
-descriptor goes to vCD as soon as it is there, and each file is uploaded as it completes,
-while the next ones are still on the way (workers/ovf/package.py, ``streaming``)."""
+"""The import of a package that is still arriving (a copy's send runs beside it): checked
+against vCD as soon as the descriptor is there, the upload opened once the first file is,
+and each file uploaded as it completes while the next ones are still on the way
+(workers/ovf/package.py, ``streaming``)."""
 
 from __future__ import annotations
 
@@ -57,15 +58,17 @@ async def test_each_file_is_uploaded_as_it_arrives(
         )
     )
     _arrive(src, pkg, "s.ovf")
-    # the template is made and its descriptor uploaded while no disk is there yet
+    # checked against vCD (catalog, name) at once; the upload is opened only once the first
+    # file is here (vCD ends an upload left idle too long)
     await eventually(lambda: _said(progress, "waiting for s-disk1.vmdk", 0), what="disk 1 wait")
-    (tpl,) = [t for t in sim.store.state.templates.values() if t.name == "s"]
-    assert tpl.descriptor_uploaded
+    assert not [t for t in sim.store.state.templates.values() if t.name == "s"]
     _arrive(src, pkg, "s-disk1.vmdk")
     # disk 1 is in vCD while disk 2 has not arrived
     await eventually(
         lambda: _said(progress, "waiting for s-disk2.vmdk", 2 * MIB), what="disk 2 wait"
     )
+    (tpl,) = [t for t in sim.store.state.templates.values() if t.name == "s"]
+    assert tpl.descriptor_uploaded
     assert sim.store.file_path(tpl.id, "s-disk1.vmdk").read_bytes() == disks["s-disk1.vmdk"]
     assert not importing.done()
     _arrive(src, pkg, "s-disk2.vmdk")
