@@ -59,17 +59,18 @@ as all of them: the figure shows the overlap in ``copy_steps`` and in that tail,
 What it showed (64 MiB, defaults, 2 shared cores at load 6-13): ratio 1.04-1.07, excess
 0.7-1.3 s, of which the send ending 0.9-1.15 s after the export is nearly all; the import
 started 0.02-0.03 s after the send ended (before it ran beside the send), the head is
-0.02-0.07 s, and each stage takes as long in the copy as alone (± 0.3 s). With the import
-beside the send (2026-11-26, 3 rounds): ratio 1.047-1.051, the import's work ending 8.75 s
-after the send for 8.89 s alone. ``--direction vcd-vsphere --disks 4`` (1 round): ratio
-1.13, the import step running from the export's start and ending 2.37 s after the send
-(the last disk's upload; 2.31 s for the whole import alone). The send trails because a chunk goes only once the
-export has written all of it: the last full 8 MiB chunk leaves after the export's last
-bytes, at the send cap (0.84 s at 10 MB/s), after up to one 0.5 s poll of the sender
-(``SendOptions.poll_interval_s``) and before the commit. With ``--chunk-mib 2`` it trailed
-by 0.5 s (ratio 0.97 in that run: the stages alone vary by ~1 s between runs). The excess
-is about fixed, so the ratio grows as the disk shrinks: 1.21-1.24 at 16 MiB (5 s of stages),
-1.03 at 256 MiB (16 MB/s, 20 MB/s cap).
+0.02-0.07 s, and each stage takes as long in the copy as alone (± 0.3 s). The send trails
+because a chunk goes only once the export has written all of it: the last full 8 MiB chunk
+leaves after the export's last bytes, at the send cap (0.84 s at 10 MB/s), after up to one
+0.5 s poll of the sender (``SendOptions.poll_interval_s``) and before the commit. With
+``--chunk-mib 2`` it trailed by 0.5 s (ratio 0.97 in that run: the stages alone vary by ~1 s
+between runs). The excess is about fixed, so the ratio grows as the disk shrinks: 1.21-1.24
+at 16 MiB (5 s of stages), 1.03 at 256 MiB (16 MB/s, 20 MB/s cap).
+
+With the import beside the send (2026-11-26, 3 rounds): ratio 1.047-1.051, the import's
+work ending 8.75 s after the send for 8.89 s alone. ``--direction vcd-vsphere --disks 4``
+(1 round): ratio 1.13, the import step running from the export's start and ending 2.37 s
+after the send (the last disk's upload; 2.31 s for the whole import alone).
 
 Not measured: ``govc export.ovf`` + ``govc import.ovf`` as a baseline (the issue's optional
 part). Debian's govmomi source (golang-github-vmware-govmomi-dev 0.24.2) has the library and
