@@ -144,10 +144,14 @@ async def test_broker_restart_and_server_kill(
             options={"chunk_mib": 1, "streams": STREAMS, "bandwidth_mb_per_s": 2},
         )
 
-        # 1. the broker restarts during the send
+        # 1. the broker restarts during the send; the import, which runs beside the send and
+        # does not need the broker to go on, is held at the vCD meanwhile (it would finish
+        # while the broker is away, and the server must die while it still runs)
         await step_reaches(fleet, task_id, "send", lambda s: s["bytes_done"] > 0)
+        proxy.hold()
         await asyncio.to_thread(private_rabbit.stop)
         await asyncio.to_thread(private_rabbit.start)
+        proxy.release()
 
         # 2. the server dies during the import (the vCD upload, slowed by the proxy)
         await step_reaches(fleet, task_id, "import", lambda s: s["bytes_done"] > 0, timeout_s=120)

@@ -21,7 +21,10 @@ class Throttle:
     read and write comes on top and the rate is a ceiling, lower when the CPU is busy. With
     ``pace_s`` it keeps a schedule instead: it forwards at ``rate`` on average, catching up
     after a late wake-up with at most ``pace_s`` seconds' worth of bytes (and no more after
-    an idle spell), so a busy machine does not slow the link down (bench/copy.py)."""
+    an idle spell), so a busy machine does not slow the link down (bench/copy.py).
+
+    :meth:`hold` stops forwarding towards the target until :meth:`release` (a test that
+    needs a stage still running after something else happened)."""
 
     def __init__(
         self, host: str, port: int, rate_bytes_per_s: float, pace_s: float | None = None
@@ -34,6 +37,8 @@ class Throttle:
         self.port = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
+        self._open = asyncio.Event()
+        self._open.set()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -74,6 +79,8 @@ class Throttle:
         due = time.monotonic()  # when the next byte may go (pace_s)
         try:
             while data := await r.read(64 * 1024):
+                if way == "up":
+                    await self._open.wait()
                 setattr(self, way, getattr(self, way) + len(data))
                 w.write(data)
                 await w.drain()
@@ -86,6 +93,12 @@ class Throttle:
                     await asyncio.sleep(due - now)
         finally:
             w.close()
+
+    def hold(self) -> None:
+        self._loop.call_soon_threadsafe(self._open.clear)
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._open.set)
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
