@@ -1,7 +1,8 @@
 """The task engine's pure core: a task is a small graph of steps, each run by one node.
 
 A step may *need* other steps either ``started`` (it can overlap them: a send streams
-what an export is still writing) or ``succeeded`` (an import needs the whole package).
+what an export is still writing, an import takes each file the send delivers) or
+``succeeded`` (a deploy needs the imported template).
 Functions here take a snapshot of a task and one happening, and return the new states
 and what to do next. No I/O, no clock, no SQL: the store applies the result in one
 transaction together with the outbox rows for the commands it implies.
