@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
 from pathlib import Path
 
 import pytest
 
 from protocol.messages import Target
+from tests.fixtures.transfer import arrive
 from tests.integration.vcd.conftest import (
     AdapterFactory,
     ProgressLog,
@@ -26,13 +26,6 @@ from workers.ovf.layout import EXPORTING_MARKER
 from workers.ovf.manifest import write_manifest
 
 MIB = 1024 * 1024
-
-
-def _arrive(src: Path, dest: Path, name: str) -> None:
-    """A file arrives whole, as the receiver publishes it (a rename)."""
-    staged = dest.parent / f"staged-{name}"
-    shutil.copyfile(src / name, staged)
-    staged.rename(dest / name)
 
 
 def _arriving(tmp_path: Path) -> Path:
@@ -57,12 +50,12 @@ async def test_each_file_is_uploaded_as_it_arrives(
             pkg, Target(catalog="Templates", name="s"), progress, streaming=True
         )
     )
-    _arrive(src, pkg, "s.ovf")
+    arrive(src, pkg, "s.ovf")
     # checked against vCD (catalog, name) at once; the upload is opened only once the first
     # file is here (vCD ends an upload left idle too long)
     await eventually(lambda: _said(progress, "waiting for s-disk1.vmdk", 0), what="disk 1 wait")
     assert not [t for t in sim.store.state.templates.values() if t.name == "s"]
-    _arrive(src, pkg, "s-disk1.vmdk")
+    arrive(src, pkg, "s-disk1.vmdk")
     # disk 1 is in vCD while disk 2 has not arrived
     await eventually(
         lambda: _said(progress, "waiting for s-disk2.vmdk", 2 * MIB), what="disk 2 wait"
@@ -71,8 +64,8 @@ async def test_each_file_is_uploaded_as_it_arrives(
     assert tpl.descriptor_uploaded
     assert sim.store.file_path(tpl.id, "s-disk1.vmdk").read_bytes() == disks["s-disk1.vmdk"]
     assert not importing.done()
-    _arrive(src, pkg, "s-disk2.vmdk")
-    _arrive(src, pkg, "s.mf")
+    arrive(src, pkg, "s-disk2.vmdk")
+    arrive(src, pkg, "s.mf")
     (pkg / EXPORTING_MARKER).unlink()
     result = await asyncio.wait_for(importing, 60)
     assert result.object_id.endswith(tpl.id)
@@ -86,7 +79,7 @@ async def test_a_package_that_ends_without_a_file_fails_and_leaves_no_template(
     disks = {"e-disk1.vmdk": disk_bytes(MIB, 42)}
     src = make_package(tmp_path / "src", "e", disks)
     pkg = _arriving(tmp_path)
-    _arrive(src, pkg, "e.ovf")
+    arrive(src, pkg, "e.ovf")
     importing = asyncio.create_task(
         make_adapter(sim).import_package(
             pkg, Target(catalog="Templates", name="e"), progress, streaming=True
@@ -108,7 +101,7 @@ async def test_a_manifest_that_does_not_match_what_arrived_discards_the_template
     write_manifest(src, "m.mf", {"m.ovf": ovf_sum, "m-disk1.vmdk": "0" * 64})
     pkg = _arriving(tmp_path)
     for name in ("m.ovf", "m-disk1.vmdk", "m.mf"):
-        _arrive(src, pkg, name)
+        arrive(src, pkg, name)
     importing = asyncio.create_task(
         make_adapter(sim).import_package(
             pkg, Target(catalog="Templates", name="m"), progress, streaming=True

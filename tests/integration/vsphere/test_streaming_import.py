@@ -6,13 +6,13 @@ lease is kept alive meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from protocol.messages import Target
+from tests.fixtures.transfer import arrive
 from tests.integration.vsphere.conftest import Recorder
 from tests.waiting import eventually
 from workers.clouds._vsphere_import import MADE_FILE
@@ -27,13 +27,6 @@ async def _ignore(*_a: Any) -> None:
     return None
 
 
-def _arrive(src: Path, dest: Path, name: str) -> None:
-    """A file arrives whole, as the receiver publishes it (a rename)."""
-    staged = dest.parent / f"staged-{name}"
-    shutil.copyfile(src / name, staged)
-    staged.rename(dest / name)
-
-
 async def test_each_disk_is_uploaded_as_it_arrives(adapter, vcsim_seeder, tmp_path: Path):
     seeded = await asyncio.to_thread(vcsim_seeder.vm, "grow", [8 * MIB, 2 * MIB])
     src = tmp_path / "src"
@@ -45,13 +38,13 @@ async def test_each_disk_is_uploaded_as_it_arrives(adapter, vcsim_seeder, tmp_pa
     importing = asyncio.create_task(
         adapter.import_package(pkg, Target(name="grow-copy"), progress, streaming=True)
     )
-    _arrive(src, pkg, "grow.ovf")
+    arrive(src, pkg, "grow.ovf")
 
     async def vm_made() -> bool:  # written right after ImportVApp, before any upload
         return (pkg / MADE_FILE).exists()
 
     await eventually(vm_made, what="ImportVApp before any disk is there")
-    _arrive(src, pkg, "disk-0.vmdk")
+    arrive(src, pkg, "disk-0.vmdk")
     disk0 = exported.files["disk-0.vmdk"]
 
     async def disk0_uploaded() -> bool:
@@ -59,8 +52,8 @@ async def test_each_disk_is_uploaded_as_it_arrives(adapter, vcsim_seeder, tmp_pa
 
     await eventually(disk0_uploaded, what="disk-0 uploaded while disk-1 is on its way")
     assert not importing.done()
-    _arrive(src, pkg, "disk-1.vmdk")
-    _arrive(src, pkg, "grow.mf")
+    arrive(src, pkg, "disk-1.vmdk")
+    arrive(src, pkg, "grow.mf")
     (pkg / EXPORTING_MARKER).unlink()
     result = await asyncio.wait_for(importing, 120)
     assert not (pkg / MADE_FILE).exists()
@@ -79,7 +72,7 @@ async def test_a_package_that_ends_without_a_disk_fails_and_leaves_no_vm(
     pkg = tmp_path / "artifact"
     pkg.mkdir()
     (pkg / EXPORTING_MARKER).touch()
-    _arrive(src, pkg, "cut.ovf")
+    arrive(src, pkg, "cut.ovf")
     importing = asyncio.create_task(
         adapter.import_package(pkg, Target(name="cut-copy"), _ignore, streaming=True)
     )
