@@ -231,7 +231,12 @@ async def test_sums_from_the_ovf_manifest_are_used_and_checked(
     with pytest.raises(ManifestConflict) as info:
         await send_package(bad, transfer_receiver.body("mf2"), progress, _no_refresh)
     assert info.value.code == "sha256-mismatch"
-    assert not (transfer_receiver.root / "mf2").exists()
+    # the file that failed its check is not published, and the package is never whole
+    # (vm.mf may have been published on its own: it is complete and correct)
+    out = transfer_receiver.root / "mf2"
+    assert not (out / "disk1.vmdk").exists()
+    assert not out.exists() or (out / ".hcc-exporting").exists()
+    assert not (transfer_receiver.root / ".committed" / "mf2.json").exists()
 
 
 async def test_a_missing_package_is_a_clear_error(tmp_path: Path, transfer_receiver: Receiver):
