@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -33,10 +33,10 @@ from workers.clouds._vcd_session import VcdSession, connection_error
 from workers.clouds.base import (
     CloudError,
     CloudUnreachable,
-    InvalidPackage,
     Progress,
     ProgressFn,
     check_whole_package,
+    invalid_package,
     open_local_package,
 )
 from workers.ovf import package as ovf_package
@@ -50,31 +50,45 @@ READ_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Package:
-    dir: Path
-    descriptor_name: str
-    descriptor: bytes
-    desc: Descriptor
-    sizes: dict[str, int] = field(default_factory=dict)
-    identity: str = ""
+    local: ovf_package.LocalPackage
+    """The package's descriptor and files (they may still be arriving: ``open_package``)."""
+    identity: str
     """SHA-256 over descriptor and manifest: which package an unfinished upload belongs to."""
-    local: ovf_package.LocalPackage | None = None
-    """Where the files come from (they may still be arriving: see ``open_package``)."""
     streaming: bool = False
 
     @property
-    def total_bytes(self) -> int:
-        return sum(self.sizes[f.href] for f in self.desc.files)
+    def dir(self) -> Path:
+        return self.local.dir
 
-    async def file(self, name: str) -> Path:
-        """The complete file ``name``, once it is there."""
-        assert self.local is not None
-        try:
+    @property
+    def descriptor_name(self) -> str:
+        return self.local.descriptor_name
+
+    @property
+    def descriptor(self) -> bytes:
+        return self.local.descriptor
+
+    @property
+    def desc(self) -> Descriptor:
+        return self.local.desc
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return self.local.sizes
+
+    @property
+    def total_bytes(self) -> int:
+        return self.local.total_bytes
+
+    async def file(self, name: str, waiting: Callable[[str], Awaitable[None]]) -> Path:
+        """The complete file ``name``, once it is there; ``waiting(name)`` first if it is
+        not there yet."""
+        if not (self.dir / name).is_file():
+            await waiting(name)
+        with invalid_package():
             return await ovf_package.wait_file(self.local, name)
-        except ovf_package.PackageError as exc:
-            raise InvalidPackage(str(exc)) from exc
 
     async def verify(self) -> None:
-        assert self.local is not None
         await check_whole_package(self.local, "vcd")
 
 
@@ -88,8 +102,7 @@ async def open_package(package_dir: Path, *, streaming: bool = False) -> Package
         identity = hashlib.sha256(b"streaming\0" + pkg.descriptor)
     else:
         identity = hashlib.sha256(pkg.descriptor + (pkg.manifest or b""))
-    return Package(package_dir, pkg.descriptor_name, pkg.descriptor, pkg.desc, pkg.sizes,
-                   identity.hexdigest(), pkg, streaming)  # fmt: skip
+    return Package(pkg, identity.hexdigest(), streaming)
 
 
 class _Meter:
@@ -258,9 +271,7 @@ class Uploader:
 
     async def upload_file(self, f: x.UploadFile, meter: _Meter) -> None:
         assert f.href is not None
-        if not (self.pkg.dir / f.name).is_file():
-            await meter.waiting(f.name)
-        path = await self.pkg.file(f.name)
+        path = await self.pkg.file(f.name, meter.waiting)
         offset, failures = f.transferred, 0
         while offset < f.size:
             end = min(offset + self.chunk_bytes, f.size)

@@ -40,6 +40,7 @@ from workers.clouds.base import (
     CloudQuotaExceeded,
     InvalidPackage,
     check_whole_package,
+    invalid_package,
     open_local_package,
 )
 from workers.ovf import package as ovf_package
@@ -53,24 +54,28 @@ MADE_FILE = ".hcc-import.json"
 
 @dataclass(frozen=True)
 class Package:
-    dir: Path
-    descriptor_name: str
+    local: ovf_package.LocalPackage
+    """The package's descriptor and files (they may still be arriving: ``open_package``)."""
     descriptor_text: str
-    desc: Descriptor
-    sizes: dict[str, int] = field(default_factory=dict)
-    local: ovf_package.LocalPackage | None = None
-    """Where the files come from (they may still be arriving: see ``open_package``)."""
+
+    @property
+    def dir(self) -> Path:
+        return self.local.dir
+
+    @property
+    def desc(self) -> Descriptor:
+        return self.local.desc
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return self.local.sizes
 
     def wait_file(self, name: str, cancel: threading.Event) -> Path | None:
         """The complete file ``name`` once it is there (blocking); None if cancelled."""
-        assert self.local is not None
-        try:
+        with invalid_package():
             return ovf_package.wait_file_blocking(self.local, name, cancel)
-        except ovf_package.PackageError as exc:
-            raise InvalidPackage(str(exc)) from exc
 
     async def verify(self) -> None:
-        assert self.local is not None
         await check_whole_package(self.local, "vsphere")
 
 
@@ -82,7 +87,7 @@ async def open_package(package_dir: Path, *, streaming: bool = False) -> Package
         text = pkg.descriptor.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidPackage("descriptor is not UTF-8") from exc
-    return Package(package_dir, pkg.descriptor_name, text, pkg.desc, pkg.sizes, pkg)
+    return Package(pkg, text)
 
 
 def required_bytes(pkg: Package, provisioning: str) -> int:

@@ -10,7 +10,8 @@ error code and ``retryable`` tells the saga whether a retry may help.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -63,20 +64,26 @@ class InvalidPackage(CloudError):
     code = "invalid-package"
 
 
-async def open_local_package(package_dir: Path, *, streaming: bool) -> ovf_package.LocalPackage:
-    """An import's package (workers/ovf/package.py ``open_package``), as InvalidPackage."""
+@contextlib.contextmanager
+def invalid_package() -> Iterator[None]:
+    """A PackageError of workers/ovf (a package that is not what it should be) as the
+    import's InvalidPackage."""
     try:
-        return await ovf_package.open_package(package_dir, streaming=streaming)
+        yield
     except ovf_package.PackageError as exc:
         raise InvalidPackage(str(exc)) from exc
+
+
+async def open_local_package(package_dir: Path, *, streaming: bool) -> ovf_package.LocalPackage:
+    """An import's package (workers/ovf/package.py ``open_package``)."""
+    with invalid_package():
+        return await ovf_package.open_package(package_dir, streaming=streaming)
 
 
 async def check_whole_package(local: ovf_package.LocalPackage, cloud: str) -> None:
     """Once the package is whole: every check of a complete one (manifest included)."""
-    try:
+    with invalid_package():
         whole = await ovf_package.wait_complete(local)
-    except ovf_package.PackageError as exc:
-        raise InvalidPackage(str(exc)) from exc
     if whole.manifest is None:
         structlog.get_logger().warning(f"{cloud}.import_without_manifest", package=local.dir.name)
 

@@ -27,7 +27,6 @@ from workers.clouds import _vcd_xml as x
 from workers.clouds._vcd_download import Downloader
 from workers.clouds._vcd_inventory import OrgRef, Records, build
 from workers.clouds._vcd_session import VcdSession
-from workers.clouds._vcd_upload import Package as UploadPackage
 from workers.clouds._vcd_upload import Uploader, open_package
 from workers.clouds.base import (
     OPERATOR_CANCEL,
@@ -184,7 +183,10 @@ class VcdAdapter:
             if streaming and pkg.desc.files:
                 # vCD ends an upload left idle for its transfer timeout: open one once the
                 # first file is here, not while that file is still being exported and sent
-                await self._first_file(pkg, progress)
+                async def waiting(name: str) -> None:
+                    await progress(Progress(0, pkg.total_bytes, f"waiting for {name}"))
+
+                await pkg.file(pkg.desc.files[0].href, waiting)
             await up.start(catalog.attributes["href"], name, profile)
         try:
             if found != "done":
@@ -206,13 +208,6 @@ class VcdAdapter:
         attrs = {"href": tpl.get("href", ""), "catalog": catalog.path,
                  "catalog_item": up.item_href, "sent_bytes": str(up.sent_bytes)}  # fmt: skip
         return ImportResult(tpl.get("id", ""), name, "vapp_template", attrs)
-
-    @staticmethod
-    async def _first_file(pkg: UploadPackage, progress: ProgressFn) -> None:
-        first = pkg.desc.files[0].href
-        if not (pkg.dir / first).is_file():
-            await progress(Progress(0, pkg.total_bytes, f"waiting for {first}"))
-        await pkg.file(first)
 
     async def _name_for(
         self, catalog: InventoryItem, target: Target, up: Uploader

@@ -383,27 +383,23 @@ class Store:
             art.update_decl(merged)
         return art
 
-    def commit_files(self, artifact_id: str, final: FinalManifest) -> None:
-        """A partial commit: ``final`` lists files that are complete; check and publish
-        them. Raises ManifestConflict."""
+    def commit_files(self, artifact_id: str, final: FinalManifest) -> IncomingArtifact:
+        """Check ``final``'s files (every declared file unless it is partial), make them
+        durable and publish them. Raises ManifestConflict."""
         art = self.artifacts[artifact_id]
-        art.ledger.check_final(art.decl, final, partial=True)
+        art.ledger.check_final(art.decl, final, partial=final.partial)
         art.update_decl(merge_decl(art.decl, final.as_decl()))
         bad = art.finalize_files(final)
         if bad:
             raise ManifestConflict(f"SHA-256 differs for {bad[:5]}", code="sha256-mismatch")
         art.publish([i for f in final.files if (i := art.decl.index_of(f.path)) is not None])
+        return art
 
     def commit(self, artifact_id: str, final: FinalManifest) -> None:
         """Check, fsync and publish every file of a complete artifact, record its
         FinalManifest, remove the package's marker. Raises ManifestConflict."""
-        art = self.artifacts[artifact_id]
-        art.ledger.check_final(art.decl, final)
-        art.update_decl(merge_decl(art.decl, final.as_decl()))
-        bad = art.finalize_files(final)
-        if bad:
-            raise ManifestConflict(f"SHA-256 differs for {bad[:5]}", code="sha256-mismatch")
-        art.publish(range(len(art.decl.files)))
+        assert not final.partial, "a partial manifest does not complete a package"
+        art = self.commit_files(artifact_id, final)
         if not art.package_dir.exists():  # a package without files
             art.package_dir.mkdir()
         write_json_atomic(self.committed_dir / f"{artifact_id}.json", final.model_dump_json())
