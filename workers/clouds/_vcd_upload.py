@@ -33,14 +33,13 @@ from workers.clouds._vcd_session import VcdSession, connection_error
 from workers.clouds.base import (
     CloudError,
     CloudUnreachable,
+    ImportPackage,
     Progress,
     ProgressFn,
-    check_whole_package,
     invalid_package,
     open_local_package,
 )
 from workers.ovf import package as ovf_package
-from workers.ovf.descriptor import Descriptor
 
 log = structlog.get_logger()
 DESCRIPTOR = "descriptor.ovf"
@@ -49,16 +48,11 @@ READ_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Package:
-    local: ovf_package.LocalPackage
-    """The package's descriptor and files (they may still be arriving: ``open_package``)."""
+class Package(ImportPackage):
+    cloud = "vcd"
     identity: str
     """SHA-256 over descriptor and manifest: which package an unfinished upload belongs to."""
     streaming: bool = False
-
-    @property
-    def dir(self) -> Path:
-        return self.local.dir
 
     @property
     def descriptor_name(self) -> str:
@@ -67,14 +61,6 @@ class Package:
     @property
     def descriptor(self) -> bytes:
         return self.local.descriptor
-
-    @property
-    def desc(self) -> Descriptor:
-        return self.local.desc
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        return self.local.sizes
 
     @property
     def total_bytes(self) -> int:
@@ -87,9 +73,6 @@ class Package:
             await waiting(name)
         with invalid_package():
             return await ovf_package.wait_file(self.local, name)
-
-    async def verify(self) -> None:
-        await check_whole_package(self.local, "vcd")
 
 
 async def open_package(package_dir: Path, *, streaming: bool = False) -> Package:

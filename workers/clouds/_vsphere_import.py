@@ -38,8 +38,8 @@ from workers.clouds.base import (
     CloudError,
     CloudNotFound,
     CloudQuotaExceeded,
+    ImportPackage,
     InvalidPackage,
-    check_whole_package,
     invalid_package,
     open_local_package,
 )
@@ -53,30 +53,14 @@ MADE_FILE = ".hcc-import.json"
 
 
 @dataclass(frozen=True)
-class Package:
-    local: ovf_package.LocalPackage
-    """The package's descriptor and files (they may still be arriving: ``open_package``)."""
+class Package(ImportPackage):
+    cloud = "vsphere"
     descriptor_text: str
-
-    @property
-    def dir(self) -> Path:
-        return self.local.dir
-
-    @property
-    def desc(self) -> Descriptor:
-        return self.local.desc
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        return self.local.sizes
 
     def wait_file(self, name: str, cancel: threading.Event) -> Path | None:
         """The complete file ``name`` once it is there (blocking); None if cancelled."""
         with invalid_package():
             return ovf_package.wait_file_blocking(self.local, name, cancel)
-
-    async def verify(self) -> None:
-        await check_whole_package(self.local, "vsphere")
 
 
 async def open_package(package_dir: Path, *, streaming: bool = False) -> Package:

@@ -14,12 +14,13 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import structlog
 
 from protocol.messages import CloudKind, DeploySpec, InventoryItem, Target
 from workers.ovf import package as ovf_package
+from workers.ovf.descriptor import Descriptor
 
 OPERATOR_CANCEL = "hcc: step cancelled by the operator"
 """The message of the CancelledError a step gets when the operator cancels its task (the node
@@ -72,6 +73,32 @@ def invalid_package() -> Iterator[None]:
         yield
     except ovf_package.PackageError as exc:
         raise InvalidPackage(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class ImportPackage:
+    """An import's view of a package: the LocalPackage it reads, and its commonest parts."""
+
+    local: ovf_package.LocalPackage
+    """The package's descriptor and files (they may still be arriving: ``streaming``)."""
+    cloud: ClassVar[str] = "cloud"
+    """The adapter's log prefix."""
+
+    @property
+    def dir(self) -> Path:
+        return self.local.dir
+
+    @property
+    def desc(self) -> Descriptor:
+        return self.local.desc
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return self.local.sizes
+
+    async def verify(self) -> None:
+        """Once the package is whole: every check of a complete one (manifest included)."""
+        await check_whole_package(self.local, self.cloud)
 
 
 async def open_local_package(package_dir: Path, *, streaming: bool) -> ovf_package.LocalPackage:
