@@ -5,7 +5,6 @@ or inflating a zstd frame. Used by :mod:`workers.transfer.receiver`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -86,58 +85,47 @@ async def read_some(request: web.Request) -> bytes:
         raise BodyTimeout(f"no body bytes for {BODY_IDLE_S:.0f} s") from exc
 
 
-@dataclass
-class Received:
-    digest: bytes
-    """BLAKE3 of the body."""
-    sha256: hashlib._Hash | None
-    """The file's running SHA-256 extended with the body, when the chunk was the next one
-    it needed (``IncomingArtifact.sha_for``); adopt it only once the chunk is held."""
-
-
-def finish(c: ChunkRequest, got: Received) -> None:
-    """Blocking: verify the chunk and, if it matches, make it durable and journal it."""
-    if got.digest != c.digest:
+def finish(c: ChunkRequest, digest: bytes) -> None:
+    """Blocking: verify the chunk (``digest``: BLAKE3 of its bytes) and, if it matches,
+    make it durable and journal it."""
+    if digest != c.digest:
         raise ChunkHashMismatch(f"chunk {c.index}: bytes do not match X-Hcc-Hash")
-    rec = ChunkRecord(c.file_index, c.index, got.digest)
-    c.artifact.finish_chunk(rec, got.sha256)
+    c.artifact.finish_chunk(ChunkRecord(c.file_index, c.index, digest))
 
 
 class _Sink:
     """Blocking side of :func:`receive_plain`: hash and write pieces of one chunk.
 
     Hashing and writing are separate calls so that they run in two threads at once
-    (BLAKE3, SHA-256 and ``pwritev`` all release the GIL on large buffers)."""
+    (BLAKE3 and ``pwritev`` both release the GIL on large buffers)."""
 
     def __init__(self, c: ChunkRequest, offset: int) -> None:
         self.c = c
         self.offset = offset
         self.hasher = blake3.blake3()
-        self.sha = c.artifact.sha_for(c.file_index, c.index)
 
     def hash(self, batch: list[bytes]) -> None:
         for piece in batch:
             self.hasher.update(piece)
-            if self.sha is not None:
-                self.sha.update(piece)
 
     def write(self, at: int, batch: list[bytes]) -> None:
         self.c.artifact.write_pieces(self.c.file_index, self.offset + at, batch)
 
     def finish(self) -> None:
-        finish(self.c, Received(self.hasher.digest(), self.sha))
+        finish(self.c, self.hasher.digest())
 
 
 async def receive_plain(request: web.Request, c: ChunkRequest, offset: int, first: bytes) -> None:
     """Stream the body to disk, verify it, journal it.
 
-    Every ~1 MiB of received pieces is hashed (BLAKE3, and the file's running SHA-256
-    when the chunk is next in line) in one worker thread and written with one pwritev
-    in another, both while the next MiB is being received (one hash and one write
-    outstanding; the kernel starts writing each piece back at once). No copy of the
-    body is made in Python. Once the last piece is hashed and written, the check
-    against ``X-Hcc-Hash``, fdatasync and the journal record share one thread hop: with
-    one chunk in flight per stream, this is the stream's idle time.
+    Every ~1 MiB of received pieces is hashed (BLAKE3) in one worker thread and written
+    with one pwritev in another, both while the next MiB is being received (one hash
+    and one write outstanding; the kernel starts writing each piece back at once). No
+    copy of the body is made in Python. Once the last piece is hashed and written, the
+    check against ``X-Hcc-Hash``, fdatasync and the journal record share one thread
+    hop: with one chunk in flight per stream, this is the stream's idle time, so the
+    file's SHA-256 is not computed here but after the answer, from the page cache
+    (:meth:`IncomingArtifact.advance_sha`), while the next chunk comes in.
     """
     sink = _Sink(c, offset)  # after the first bytes: the chunk before may now be held
     pieces: list[bytes] = []
@@ -201,7 +189,7 @@ async def receive_zstd(request: web.Request, c: ChunkRequest, offset: int, first
         if len(raw) != c.length:
             raise BadRequest("bad-body", "decompressed length differs")
         c.artifact.write(c.file_index, offset, raw)
-        finish(c, Received(blake3.blake3(raw).digest(), None))
+        finish(c, blake3.blake3(raw).digest())
 
     try:
         await asyncio.to_thread(inflate)

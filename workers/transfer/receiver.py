@@ -189,8 +189,8 @@ async def put_chunk(request: web.Request) -> web.Response:
         else:
             await receive_plain(request, c, offset, first)
         testhooks.crash_point("receiver.after-journal")
-    # Off the answer's critical path: extend the file's running SHA-256 over chunks held
-    # out of order (a chunk that was next in line was hashed as it came in).
+    # Off the answer's critical path: extend the file's running SHA-256 over the chunks
+    # now held in a row (IncomingArtifact.advance_sha).
     task = asyncio.create_task(_advance_sha(c.artifact, c.file_index))
     state.background.add(task)
     task.add_done_callback(state.background.discard)

@@ -347,26 +347,34 @@ class _Sender:
         """One stream: each chunk's request starts while the one before is still being
         made durable, and its body follows once that one is held (:meth:`_send_chunk`)."""
         before: asyncio.Task[None] | None = None
+        held: asyncio.Future[bool] | None = None
         try:
             while wid < self.streams:
                 chunk = await self.queue.get()
                 if chunk is None:
                     await self.queue.put(None)
                     break
-                task = self.tg.create_task(self._send_chunk(chunk, before))
+                landed = asyncio.get_running_loop().create_future()
+                task = self.tg.create_task(self._send_chunk(chunk, held, landed))
                 if before is not None:
                     await before
-                before = task
+                before, held = task, landed
             if before is not None:
                 await before
         finally:
             self.workers.discard(wid)
             self.progressed.set()
 
-    async def _send_chunk(self, chunk: ChunkData, before: asyncio.Task[None] | None) -> None:
+    async def _send_chunk(
+        self, chunk: ChunkData, before: asyncio.Future[bool] | None, landed: asyncio.Future[bool]
+    ) -> None:
+        """Send ``chunk`` once ``before`` (the stream's chunk before) is held; ``landed``
+        says at once whether this one is (True) or failed (False)."""
         try:
-            await self._send(chunk, before)
+            await self._send(chunk, before, landed)
         finally:
+            if not landed.done():
+                landed.set_result(False)
             self.buffers.give(chunk.data.obj if isinstance(chunk.data, memoryview) else chunk.data)
         self.unacked[chunk.job.file.path] -= 1
         self.publish_ready(chunk.job.file)
@@ -443,7 +451,7 @@ class _Sender:
         return chunk.data, False
 
     def _body(
-        self, wire: Wire, job: ChunkJob, before: asyncio.Task[None] | None, counted: list[int]
+        self, wire: Wire, job: ChunkJob, before: asyncio.Future[bool] | None, counted: list[int]
     ) -> Callable[[], AsyncIterator[Wire]]:
         """The body as 1 MiB views of ``wire``: no copy of the chunk, a cap per piece.
 
@@ -465,7 +473,7 @@ class _Sender:
             if before is not None and not before.done():
                 yield b""
                 await asyncio.wait([before])
-                if before.cancelled() or before.exception() is not None:
+                if not before.result():
                     return  # the send fails with the chunk before; this body stays short
             testhooks.log_put_attempt("sender", job.file.path, job.index)
             with memoryview(wire) as view:
@@ -484,7 +492,12 @@ class _Sender:
 
         return pieces
 
-    async def _send(self, chunk: ChunkData, before: asyncio.Task[None] | None = None) -> None:
+    async def _send(
+        self,
+        chunk: ChunkData,
+        before: asyncio.Future[bool] | None,
+        landed: asyncio.Future[bool],
+    ) -> None:
         """PUT one chunk, retrying network failures (asking first whether it landed) and
         hash mismatches (at most 3), until no chunk has succeeded for the stall timeout."""
         wire, zstd = await self._encode(chunk)
@@ -495,6 +508,7 @@ class _Sender:
             counted = [0]  # this attempt's bytes on the wire: the chunk counts once held
             try:
                 if attempt and await self.client.chunk_held(job.file.path, job.index):
+                    landed.set_result(True)
                     return
                 put = True
                 try:
@@ -505,6 +519,7 @@ class _Sender:
                     )  # fmt: skip
                 finally:
                     self.meter.flowing(-counted[0], None)
+                landed.set_result(True)  # the stream's next body may go
                 self.result.wire_bytes += len(wire)
                 self.last_success = time.monotonic()
                 testhooks.crash_point("sender.after-chunk")

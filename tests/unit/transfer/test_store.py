@@ -120,26 +120,33 @@ def _final(chunks: list[bytes]) -> FinalManifest:
     )
 
 
-def test_running_sha256_hashed_in_line_and_read_back_agree(tmp_path: Path):
-    """Chunk 0 and 2 arrive first (2 is read back later), 1 is hashed as it arrives via
-    sha_for/adopt_sha; a copy taken for a chunk that is no longer next is never adopted."""
+def test_running_sha256_follows_the_held_prefix(tmp_path: Path):
+    """Chunks held out of order: the running SHA-256 stops at the first gap and picks up
+    the chunks beyond it once the gap is filled; the commit then checks it."""
     store = Store(tmp_path, None)
     art = store.declare("a", _decl(3 * CB - 5))
     chunks = [os.urandom(CB), os.urandom(CB), os.urandom(CB - 5)]
-    stale = art.sha_for(0, 0)
-    assert stale is not None
-    assert art.sha_for(0, 1) is None
     _put(art, 0, chunks[0])
-    _put(art, 2, chunks[2])
-    art.adopt_sha(0, 0, hashlib.sha256(b"wrong"))  # chunk 0 is no longer next: ignored
-    inline = art.sha_for(0, 1)
-    assert inline is not None
+    _put(art, 2, chunks[2])  # ahead of the gap: not hashed yet
     art.write_pieces(0, CB, [chunks[1][:100], memoryview(chunks[1])[100:]])
-    inline.update(chunks[1])
-    art.finish_chunk(ChunkRecord(0, 1, blake3.blake3(chunks[1]).digest()), inline)
-    art.advance_sha(0)  # picks up chunk 2 from the page cache
+    art.finish_chunk(ChunkRecord(0, 1, blake3.blake3(chunks[1]).digest()))
+    art.advance_sha(0)  # picks up chunks 1 and 2 from the page cache
     store.commit("a", _final(chunks))
     assert (tmp_path / "a" / "disk").read_bytes() == b"".join(chunks)
+
+
+def test_a_running_sha256_over_other_bytes_fails_the_commit(tmp_path: Path):
+    """What the commit checks is the running hash of the bytes on disk: a chunk whose
+    bytes changed under the journal (say a disk that lost a write) fails it."""
+    store = Store(tmp_path, None)
+    art = store.declare("a", _decl(2 * CB))
+    chunks = [os.urandom(CB), os.urandom(CB)]
+    _put(art, 0, chunks[0])
+    art.write(0, CB, b"\0" * CB)
+    art.finish_chunk(ChunkRecord(0, 1, blake3.blake3(chunks[1]).digest()))
+    art.advance_sha(0)
+    with pytest.raises(ManifestConflict, match="SHA-256"):
+        store.commit("a", _final(chunks))
 
 
 def _resident_pages(path: Path, offset: int, length: int) -> int:
@@ -172,12 +179,8 @@ def test_chunks_in_the_running_sha256_leave_the_page_cache(tmp_path: Path):
     art = store.declare("a", _decl())
     chunks = [os.urandom(CB) for _ in range(3)]
     data = tmp_path / ".incoming" / "a" / "data" / "disk"
-    inline = art.sha_for(0, 0)
-    assert inline is not None
-    art.write(0, 0, chunks[0])
-    inline.update(chunks[0])
-    art.finish_chunk(ChunkRecord(0, 0, blake3.blake3(chunks[0]).digest()), inline)
-    assert _resident_pages(data, 0, CB) == 0  # hashed in line: dropped at once
+    _put(art, 0, chunks[0])
+    assert _resident_pages(data, 0, CB) == 0  # next in line: hashed and dropped at once
     art.write(0, 2 * CB, chunks[2])
     art.finish_chunk(ChunkRecord(0, 2, blake3.blake3(chunks[2]).digest()))
     art.advance_sha(0)
