@@ -5,13 +5,13 @@ Registered in cli/main.py; also runnable alone as ``python -m cli.node``.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
+from runtime import bulkio
 from runtime.logging import configure_logging
 
 
@@ -49,7 +49,7 @@ def node(
         typer.echo(f"invalid node settings: {exc}", err=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level)
-    raise typer.Exit(asyncio.run(run_node_process(settings)))
+    raise typer.Exit(bulkio.run(run_node_process(settings)))
 
 
 if __name__ == "__main__":

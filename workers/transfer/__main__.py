@@ -24,6 +24,7 @@ from pathlib import Path
 
 from protocol.messages import SendBody
 from protocol.tokens import load_public_key
+from runtime import bulkio
 from runtime.logging import configure_logging
 from workers.transfer.errors import TransferError
 from workers.transfer.receiver import make_receiver_app, start_receiver
@@ -144,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, json=True)
     if args.cmd == "serve":
         args.public_key_pem = Path(args.public_key).read_bytes()
-        asyncio.run(_serve(args))
+        bulkio.run(_serve(args))
         return 0
     args.token = Path(args.token_file).read_text().strip()
-    return asyncio.run(_send(args))
+    return bulkio.run(_send(args))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from workers.transfer.manifest import (
     check_relpath,
 )
 from workers.transfer.store import IncomingArtifact, Store
+from workers.transfer.threads import background_executor
 
 log = structlog.get_logger()
 _ARTIFACT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -68,6 +70,8 @@ class ReceiverState:
     artifact_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     chunk_locks: dict[tuple[str, int, int], asyncio.Lock] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    hashing: ThreadPoolExecutor = field(default_factory=lambda: background_executor("hcc-sha"))
+    """Where running SHA-256s are extended (:func:`_advance_sha`)."""
 
     async def settle(self) -> None:
         """Let the running-hash tasks finish (before a commit or a shutdown)."""
@@ -191,15 +195,16 @@ async def put_chunk(request: web.Request) -> web.Response:
         testhooks.crash_point("receiver.after-journal")
     # Off the answer's critical path: extend the file's running SHA-256 over the chunks
     # now held in a row (IncomingArtifact.advance_sha).
-    task = asyncio.create_task(_advance_sha(c.artifact, c.file_index))
+    task = asyncio.create_task(_advance_sha(state, c.artifact, c.file_index))
     state.background.add(task)
     task.add_done_callback(state.background.discard)
     return web.json_response({"held": True, "already": False})
 
 
-async def _advance_sha(art: IncomingArtifact, file_index: int) -> None:
+async def _advance_sha(state: ReceiverState, art: IncomingArtifact, file_index: int) -> None:
+    loop = asyncio.get_running_loop()
     try:
-        await asyncio.to_thread(art.advance_sha, file_index)
+        await loop.run_in_executor(state.hashing, art.advance_sha, file_index)
     except (OSError, ValueError) as exc:  # closed meanwhile; commit hashes what is left
         log.warning("transfer.running_hash_stopped", error=str(exc))
 
@@ -282,6 +287,7 @@ def make_receiver_app(
         await asyncio.to_thread(store.recover)
         yield
         await state.settle()
+        state.hashing.shutdown()
         store.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -52,6 +52,7 @@ from workers.transfer.manifest import FinalManifest
 from workers.transfer.plan import ChunkJob, SourceFile
 from workers.transfer.ratelimit import TokenBucket
 from workers.transfer.source import ChunkData, PackageSource
+from workers.transfer.threads import background_executor
 
 log = structlog.get_logger()
 Progress = Callable[[int, int | None, float], Awaitable[None]]
@@ -215,6 +216,8 @@ class _Sender:
         self.client = client
         self.body = body
         self.meter = meter
+        self.reading = background_executor("hcc-read")
+        """Where chunks are read ahead and hashed (workers/transfer/threads.py)."""
         self.opts = opts
         self.result = SendResult(body.artifact_id)
         self.queue: asyncio.Queue[ChunkData | None] = asyncio.Queue()
@@ -298,6 +301,7 @@ class _Sender:
 
     async def produce(self) -> None:
         """Read every chunk in order; queue the ones to send."""
+        loop = asyncio.get_running_loop()
         while True:
             if await asyncio.to_thread(self.source.rescan):
                 await self.declare()
@@ -317,7 +321,7 @@ class _Sender:
             # counted from before the read: the read marks the file finished
             self.unacked[job.file.path] = self.unacked.get(job.file.path, 0) + 1
             try:
-                chunk = await asyncio.to_thread(self.source.read, job, buf)
+                chunk = await loop.run_in_executor(self.reading, self.source.read, job, buf)
             except BaseException:
                 self.buffers.give(buf)
                 raise
@@ -583,6 +587,7 @@ async def send_package(
     finally:
         sender.meter.stop()
         await client.close()
+        sender.reading.shutdown()  # a read still running finishes before its file closes
         source.close()
     sender.result.token_refreshes = client.refreshes
     sender.result.duration_s = time.monotonic() - started
