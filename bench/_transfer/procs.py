@@ -136,15 +136,17 @@ def start_proxy(
     return proc, int(wait_ready(proc, ready)["port"])
 
 
-def raw_put(base: Path, src: Path, size: int) -> tuple[float, float]:
+def raw_put(base: Path, src: Path, size: int, tuned: bool = False) -> tuple[float, float]:
     """Seconds for one plain aiohttp HTTPS PUT of ``src`` (written + fsync'd), and the CPU
-    seconds both processes spent on it."""
+    seconds both processes spent on it. ``tuned``: both processes with the node's process
+    settings (runtime/bulkio.py)."""
+    flags = ["--tuned"] if tuned else []
     ready = base / "raw.json"
     ready.unlink(missing_ok=True)
     out = base / "raw.out"
     server = subprocess.Popen(
         [sys.executable, str(HERE / "rawput.py"), "serve", "--cert-dir", str(base / "rawtls"),
-         "--out", str(out), "--ready-file", str(ready)], cwd=REPO,
+         "--out", str(out), "--ready-file", str(ready), *flags], cwd=REPO,
     )  # fmt: skip
     try:
         info = wait_ready(server, ready)
@@ -152,7 +154,7 @@ def raw_put(base: Path, src: Path, size: int) -> tuple[float, float]:
         got = subprocess.run(
             [sys.executable, str(HERE / "rawput.py"), "put", "--url",
              f"https://127.0.0.1:{info['port']}/", "--fingerprint", info["fingerprint"],
-             "--file", str(src), "--size", str(size)],
+             "--file", str(src), "--size", str(size), *flags],
             check=True, capture_output=True, cwd=REPO,
         )  # fmt: skip
         answer = json.loads(got.stdout)

@@ -1,10 +1,13 @@
 """The baseline: one plain aiohttp HTTPS PUT of a file, written to disk and fsync'd.
 
-    python bench/_transfer/rawput.py serve --cert-dir D --out FILE --ready-file F
-    python bench/_transfer/rawput.py put --url https://127.0.0.1:PORT/ --fingerprint HEX --file SRC
+    python bench/_transfer/rawput.py serve --cert-dir D --out FILE --ready-file F [--tuned]
+    python bench/_transfer/rawput.py put --url https://127.0.0.1:PORT/ --fingerprint HEX \
+        --file SRC [--tuned]
 
 ``put`` prints ``{"seconds": .., "cpu_s": ..}`` measured from the first byte read to the
-answer (``cpu_s``: the putting process's CPU time).
+answer (``cpu_s``: the putting process's CPU time). ``--tuned`` runs the process with the
+settings hcc's node processes use (runtime/bulkio.py: malloc thresholds, uvloop); without
+it, it is a plain aiohttp program, the baseline of ``ratio_1stream_vs_raw``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from runtime import bulkio
 from workers.transfer.tls import (
     client_fingerprint,
     ensure_certificate,
@@ -88,8 +92,14 @@ def main() -> None:
     c.add_argument("--fingerprint", required=True)
     c.add_argument("--file", required=True)
     c.add_argument("--size", type=int, required=True)
+    for sp in (s, c):
+        sp.add_argument("--tuned", action="store_true")
     args = p.parse_args()
-    asyncio.run(_serve(args) if args.cmd == "serve" else _put(args))
+    main = _serve(args) if args.cmd == "serve" else _put(args)
+    if args.tuned:
+        bulkio.run(main)
+    else:
+        asyncio.run(main)
 
 
 if __name__ == "__main__":
