@@ -70,7 +70,9 @@ class ReceiverState:
     artifact_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     chunk_locks: dict[tuple[str, int, int], asyncio.Lock] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
-    hashing: ThreadPoolExecutor = field(default_factory=lambda: background_executor("hcc-sha"))
+    hashing: ThreadPoolExecutor = field(
+        default_factory=lambda: background_executor("hcc-sha", idle=True)
+    )
     """Where running SHA-256s are extended (:func:`_advance_sha`)."""
 
     async def settle(self) -> None:
