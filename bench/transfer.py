@@ -17,10 +17,10 @@ Every figure is measured in this run, against a baseline measured in this run:
   1 / ``cpu_ratio_1stream_vs_raw``.
 * WAN: the same through bench/_transfer/wanproxy.py (25 ms each way, 512 KiB window per
   connection, 60 MB/s for the link), 1 vs 4 streams. With the default max_streams the
-  4-stream send may widen to 10 streams (3 * streams - 2, workers/transfer/sender.py) when
-  that raises its rate; 1 stream cannot (3 * 1 - 2 = 1). The 4-stream send is also run
-  with --max-streams 4 (one connection per stream: at most 4 windows per RTT, 0.70 of
-  the link) for comparison.
+  4-stream send may widen to 9 streams (what its memory budget holds,
+  workers/transfer/sender.py) when that raises its rate; 1 stream cannot. The 4-stream
+  send is also run with --max-streams 4 (one connection per stream: at most 4 windows per
+  RTT, 0.70 of the link) for comparison.
 * resent chunks per kill (1 stream, so "per kill" is also "per stream"), memory growth
   (VmHWM minus idle VmRSS of both processes), wire bytes for a 90%-zero raw disk and for
   a streamOptimized VMDK (qemu-img), chunk hash speed (BLAKE3 vs SHA-256).

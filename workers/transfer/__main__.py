@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         "--max-streams",
         type=int,
         default=None,
-        help="most streams on a long fat link (default 3 * streams - 2; = streams: never more)",
+        help="most streams on a long fat link (default: what the memory budget holds; "
+        "= streams: never more)",
     )
     send.add_argument("--result-file")
     parser.add_argument("--log-level", default="warning")

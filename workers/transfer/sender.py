@@ -11,9 +11,9 @@ the way); at the end the final manifest is committed.
 Long fat links: one TCP connection carries at most its window per round trip, so on a
 link whose bandwidth-delay product exceeds ``streams`` windows, ``streams`` chunks in
 flight cannot fill it. When the measured round trip is at least
-``SendOptions.widen_min_rtt_s``, the sender probes once: it goes to ``max_streams``
-(default ``3 * streams - 2``: chunk buffers for the streams plus two, within the memory
-budget of ``streams * chunk * 3``) and keeps them unless the rate drops. Each stream
+``SendOptions.widen_min_rtt_s``, the sender probes once: it goes to :func:`max_streams`
+(as many as the memory budget of ``streams * chunk * 3 + 32 MiB`` holds, at most
+``3 * streams - 2``) and keeps them unless the rate drops. Each stream
 still has one chunk in flight, so a kill re-sends at most one chunk per stream in use
 (``SendResult.streams_used``).
 
@@ -97,15 +97,32 @@ class SendOptions:
     """Probe for more streams only on a link with at least this round trip (on a LAN the
     limit is CPU or disk, and more chunks in flight would only cost re-sends)."""
     max_streams: int | None = None
-    """Most streams the probe may reach; None: ``3 * streams - 2``."""
+    """Most streams the probe may reach; None: what the memory budget holds
+    (:func:`max_streams`)."""
 
 
 Wire = bytes | bytearray | memoryview
 T = TypeVar("T")
 
 
-def max_streams(streams: int, opts: SendOptions) -> int:
-    return max(streams, opts.max_streams or 3 * streams - 2)
+STREAM_BYTES = 3 << 20
+"""What a stream in use costs besides its chunk buffer: its two connections' TLS and socket
+buffers (measured on the sender: 4 streams of 8 MiB chunks +63-65 MiB, 10 streams
++121-131 MiB)."""
+BASE_BYTES = 8 << 20
+"""What a send costs besides its streams (the session, the manifest, the meter)."""
+BUDGET_EXTRA_BYTES = 32 << 20
+
+
+def max_streams(streams: int, chunk_bytes: int, opts: SendOptions) -> int:
+    """Most streams a send may widen to: ``opts.max_streams`` if given, else as many as
+    the memory budget of ``streams * chunk * 3 + 32 MiB`` holds (a chunk buffer and
+    STREAM_BYTES per stream, two spare chunk buffers, BASE_BYTES), at most
+    ``3 * streams - 2`` (so one stream never widens). 4 streams of 8 MiB: 9."""
+    if opts.max_streams:
+        return max(streams, opts.max_streams)
+    budget = 3 * streams * chunk_bytes + BUDGET_EXTRA_BYTES - 2 * chunk_bytes - BASE_BYTES
+    return max(streams, min(3 * streams - 2, budget // (chunk_bytes + STREAM_BYTES)))
 
 
 class _Buffers:
@@ -419,7 +436,7 @@ class _Sender:
             self.progressed.clear()
             await self.progressed.wait()
         rtt_ms = self.result.rtt_ms
-        most = max_streams(self.body.streams, self.opts)
+        most = max_streams(self.body.streams, self.body.chunk_bytes, self.opts)
         if rtt_ms is None or rtt_ms / 1000 < self.opts.widen_min_rtt_s:
             return
         rtt_s = rtt_ms / 1000
@@ -570,7 +587,7 @@ async def send_package(
         body.artifact_id,
         body.token,
         refresh_token,
-        max_streams(body.streams, opts),
+        max_streams(body.streams, body.chunk_bytes, opts),
     )
     sender = _Sender(source, client, body, _Meter(progress, opts.progress_interval_s), opts)
     try:
