@@ -54,7 +54,7 @@ from workers.transfer.manifest import (
     check_relpath,
 )
 from workers.transfer.store import IncomingArtifact, Store
-from workers.transfer.threads import background_executor
+from workers.transfer.threads import RUNNING_HASH_NICENESS, background_executor
 
 log = structlog.get_logger()
 _ARTIFACT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -71,7 +71,7 @@ class ReceiverState:
     chunk_locks: dict[tuple[str, int, int], asyncio.Lock] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     hashing: ThreadPoolExecutor = field(
-        default_factory=lambda: background_executor("hcc-sha", idle=True)
+        default_factory=lambda: background_executor("hcc-sha", RUNNING_HASH_NICENESS)
     )
     """Where running SHA-256s are extended (:func:`_advance_sha`)."""
 

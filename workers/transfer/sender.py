@@ -51,7 +51,7 @@ from workers.transfer.manifest import FinalManifest
 from workers.transfer.plan import ChunkJob, SourceFile
 from workers.transfer.ratelimit import TokenBucket
 from workers.transfer.source import ChunkData, PackageSource
-from workers.transfer.threads import background_executor
+from workers.transfer.threads import READ_AHEAD_NICENESS, background_executor
 
 log = structlog.get_logger()
 Progress = Callable[[int, int | None, float], Awaitable[None]]
@@ -227,7 +227,7 @@ class _Sender:
         self.client = client
         self.body = body
         self.meter = meter
-        self.reading = background_executor("hcc-read")
+        self.reading = background_executor("hcc-read", READ_AHEAD_NICENESS)
         """Where chunks are read ahead and hashed (workers/transfer/threads.py)."""
         self.opts = opts
         self.result = SendResult(body.artifact_id)
