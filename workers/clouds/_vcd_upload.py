@@ -54,18 +54,6 @@ class Package(ImportPackage):
     """SHA-256 over descriptor and manifest: which package an unfinished upload belongs to."""
     streaming: bool = False
 
-    @property
-    def descriptor_name(self) -> str:
-        return self.local.descriptor_name
-
-    @property
-    def descriptor(self) -> bytes:
-        return self.local.descriptor
-
-    @property
-    def total_bytes(self) -> int:
-        return self.local.total_bytes
-
     async def file(self, name: str, waiting: Callable[[str], Awaitable[None]]) -> Path:
         """The complete file ``name``, once it is there; ``waiting(name)`` first if it is
         not there yet."""

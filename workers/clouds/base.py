@@ -96,6 +96,18 @@ class ImportPackage:
     def sizes(self) -> dict[str, int]:
         return self.local.sizes
 
+    @property
+    def descriptor_name(self) -> str:
+        return self.local.descriptor_name
+
+    @property
+    def descriptor(self) -> bytes:
+        return self.local.descriptor
+
+    @property
+    def total_bytes(self) -> int:
+        return self.local.total_bytes
+
     async def verify(self) -> None:
         """Once the package is whole: every check of a complete one (manifest included)."""
         await check_whole_package(self.local, self.cloud)
