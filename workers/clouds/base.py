@@ -14,13 +14,15 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 import structlog
 
 from protocol.messages import CloudKind, DeploySpec, InventoryItem, Target
 from workers.ovf import package as ovf_package
 from workers.ovf.descriptor import Descriptor
+
+log = structlog.get_logger(__name__)
 
 OPERATOR_CANCEL = "hcc: step cancelled by the operator"
 """The message of the CancelledError a step gets when the operator cancels its task (the node
@@ -63,6 +65,24 @@ class CloudQuotaExceeded(CloudError):
 
 class InvalidPackage(CloudError):
     code = "invalid-package"
+
+
+T = TypeVar("T")
+
+
+async def unless_retryable(call: Awaitable[T], what: str) -> T | None:
+    """``call``'s result; None (logged) when it fails with an error a retry may cure.
+
+    For a check made early, before a long wait (the import of a package that is still
+    on its way): what cannot cure itself (wrong credentials, a missing catalog) fails the
+    copy at once, not hours later; an outage does not fail it, the real call decides."""
+    try:
+        return await call
+    except CloudError as exc:
+        if not exc.retryable:
+            raise
+        log.warning("cloud.early_check_failed", what=what, code=exc.code, error=str(exc))
+        return None
 
 
 @contextlib.contextmanager
@@ -124,7 +144,7 @@ async def check_whole_package(local: ovf_package.LocalPackage, cloud: str) -> No
     with invalid_package():
         whole = await ovf_package.wait_complete(local)
     if whole.manifest is None:
-        structlog.get_logger().warning(f"{cloud}.import_without_manifest", package=local.dir.name)
+        log.warning(f"{cloud}.import_without_manifest", package=local.dir.name)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from workers.clouds.base import (
     ImportResult,
     Progress,
     ProgressFn,
+    unless_retryable,
 )
 
 log = structlog.get_logger()
@@ -167,10 +168,14 @@ class VcdAdapter:
     async def import_package(
         self, package_dir: Path, target: Target, progress: ProgressFn, *, streaming: bool = False
     ) -> ImportResult:
-        pkg = await open_package(package_dir, streaming=streaming)
         if not target.catalog:
             raise CloudNotFound("a vCD import needs a target catalog")
-        catalog = await self._container(ObjectKind.CATALOG, target.catalog)
+        find_catalog = self._container(ObjectKind.CATALOG, target.catalog)
+        # looked up before the package is there: a missing catalog fails the copy at once
+        catalog = await unless_retryable(find_catalog, f"catalog {target.catalog}")
+        pkg = await open_package(package_dir, streaming=streaming)
+        if catalog is None:
+            catalog = await self._container(ObjectKind.CATALOG, target.catalog)
         profile = await self._storage_profile(target.vdc, pkg.total_bytes) if target.vdc else None
         up = Uploader(self.session, pkg, self._chunk_bytes, self._retries)
         name, found = await self._name_for(catalog, target, up)

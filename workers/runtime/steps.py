@@ -26,7 +26,13 @@ from protocol.messages import (
     InventorySnapshotBody,
     InventorySnapshotEvent,
 )
-from workers.clouds.base import CloudAdapter, CloudConfig, Progress, ProgressFn
+from workers.clouds.base import (
+    CloudAdapter,
+    CloudConfig,
+    Progress,
+    ProgressFn,
+    unless_retryable,
+)
 from workers.ovf.package import EXPORTING_MARKER
 
 
@@ -147,6 +153,9 @@ async def import_package(ctx: StepContext) -> StepOutcome:
 
     async def use(adapter: CloudAdapter) -> StepOutcome:
         if body.streaming and not package.is_dir():
+            # log in first: wrong credentials fail the copy now, not once the export
+            # and the send are over (a vSphere export writes its descriptor last)
+            await unless_retryable(adapter.check(), f"log in to {body.cloud_id}")
             await ctx.progress(Progress(0, None, "waiting for the package"))
         result = await adapter.import_package(
             package, body.target, ctx.progress, streaming=body.streaming

@@ -7,23 +7,32 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
-from protocol.messages import Target
+from protocol.messages import CloudKind, Envelope, ImportBody, ImportCommand, Target
 from tests.fixtures.transfer import arrive
 from tests.integration.vcd.conftest import (
+    PASSWORD,
     AdapterFactory,
     ProgressLog,
     Sim,
     disk_bytes,
     make_package,
+    start_sim,
 )
 from tests.waiting import eventually
-from workers.clouds.base import InvalidPackage
+from workers.clouds.base import CloudAuthError, CloudConfig, CloudNotFound, InvalidPackage
+from workers.clouds.vcd import VcdAdapter
 from workers.ovf.layout import EXPORTING_MARKER
 from workers.ovf.manifest import write_manifest
+from workers.runtime import steps
+from workers.runtime.steps import StepContext
 
 MIB = 1024 * 1024
 
@@ -113,3 +122,84 @@ async def test_a_manifest_that_does_not_match_what_arrived_discards_the_template
     with pytest.raises(InvalidPackage, match=r"m-disk1\.vmdk"):
         await asyncio.wait_for(importing, 60)
     assert not [t for t in sim.store.state.templates.values() if t.name == "m"]
+
+
+async def test_a_missing_catalog_fails_before_the_package_arrives(
+    sim: Sim, make_adapter: AdapterFactory, tmp_path: Path, progress: ProgressLog
+) -> None:
+    pkg = _arriving(tmp_path)  # nothing of it ever comes
+    importing = make_adapter(sim).import_package(
+        pkg, Target(catalog="Nope", name="n"), progress, streaming=True
+    )
+    with pytest.raises(CloudNotFound, match="Nope"):
+        await asyncio.wait_for(importing, 60)
+
+
+def _config(sim: Sim, password: str = PASSWORD) -> CloudConfig:
+    return CloudConfig(cloud_id="vcd1", kind=CloudKind.VCD, endpoint=sim.url,
+                       username="acme-admin", password=password, org="acme")  # fmt: skip
+
+
+def _import_step(
+    tmp_path: Path, config: CloudConfig, progress: ProgressLog, name: str
+) -> StepContext:
+    """The node's import step of a copy, on a storage where the package has not arrived."""
+    command = ImportCommand(
+        node_id="n2", step_id=uuid.uuid4(),
+        body=ImportBody(cloud_id=config.cloud_id, artifact_id=name,
+                        target=Target(catalog="Templates", name=name), streaming=True),
+    )  # fmt: skip
+    storage = tmp_path / "storage"
+    storage.mkdir(exist_ok=True)
+
+    async def emit(event_type: Callable[..., Envelope], body: object) -> Envelope:
+        raise AssertionError(f"an import emits no extra event, not {event_type}")
+
+    return StepContext(command=command, storage_dir=storage, clouds={config.cloud_id: config},
+                       adapter_factory=VcdAdapter, progress=progress, emit=emit)  # fmt: skip
+
+
+async def test_wrong_credentials_fail_the_import_step_before_the_package_arrives(
+    sim: Sim, tmp_path: Path, progress: ProgressLog
+) -> None:
+    config = _config(sim, password="not-the-password")
+    ctx = _import_step(tmp_path, config, progress, "w")  # the package never comes
+    with pytest.raises(CloudAuthError, match="refused the login"):
+        await asyncio.wait_for(steps.import_package(ctx), 60)
+    assert not progress.events  # it failed before it began to wait
+
+
+async def test_an_unreachable_destination_does_not_fail_the_wait_for_the_package(
+    tmp_path: Path, progress: ProgressLog
+) -> None:
+    down = True
+
+    @web.middleware
+    async def outage(request: web.Request, handler: Any) -> web.StreamResponse:
+        if down:
+            return web.Response(status=503, text="maintenance")
+        resp: web.StreamResponse = await handler(request)
+        return resp
+
+    sim = await start_sim(tmp_path / "vcdsim", middlewares=[outage])
+    try:
+        config = _config(sim)
+        ctx = _import_step(tmp_path, config, progress, "u")
+        importing = asyncio.create_task(steps.import_package(ctx))
+        # the early login got a 503: a retry may cure that, so the step waits on
+        await eventually(lambda: _said(progress, "waiting for the package", 0), what="waiting")
+        assert not importing.done()
+        down = False
+        src = make_package(tmp_path / "src", "u", {"u-disk1.vmdk": disk_bytes(MIB, 44)})
+        pkg = tmp_path / "storage" / "u"  # as the receiver makes it
+        pkg.mkdir()
+        (pkg / EXPORTING_MARKER).touch()
+        for name in ("u.ovf", "u-disk1.vmdk", "u.mf"):
+            arrive(src, pkg, name)
+        (pkg / EXPORTING_MARKER).unlink()
+        outcome = await asyncio.wait_for(importing, 60)
+        assert outcome.result["name"] == "u"
+        (tpl,) = [t for t in sim.store.state.templates.values() if t.name == "u"]
+        assert sim.store.file_path(tpl.id, "u-disk1.vmdk").read_bytes() == disk_bytes(MIB, 44)
+    finally:
+        await sim.runner.cleanup()
