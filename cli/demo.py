@@ -280,7 +280,7 @@ def _summary(console: Console, demo: Demo, final: dict[str, Any], exit_after: bo
     console.print(f"\ncopy [{colour}]{final['state']}[/{colour}]")
     console.print(f"UI and API: [bold]{demo.server}/[/bold]  (user admin, password "
                   f"[bold]{demo.password}[/bold])")  # fmt: skip
-    console.print(f"  hcc tasks show {final['id']} --server {demo.server}")
+    console.print(f"  hcc tasks show {final['id']} --server {demo.server}", soft_wrap=True)
     console.print(f"logs: {demo.stack.root}")
     if not exit_after:
         console.print("running until Ctrl-C")

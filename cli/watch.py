@@ -8,47 +8,104 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.filesize import decimal, pick_unit_and_suffix
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID
+from rich.table import Column
 from rich.text import Text
 
 from cli.client import Client
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 POLL_S = 2.0
+STATE_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}
 
 
-class _Bytes(ProgressColumn):
-    """Bytes done/total, rate and ETA, for steps that move bytes; blank for the others."""
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
-    def __init__(self, inner: ProgressColumn) -> None:
-        super().__init__()
-        self.inner = inner
+
+def _clock(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _bytes(done: int, total: int) -> str:
+    """``61.9/123.7 MB``: both in the total's unit, as rich's DownloadColumn shows them."""
+    unit, suffix = pick_unit_and_suffix(total, ["bytes", "kB", "MB", "GB", "TB", "PB"], 1000)
+    places = 0 if unit == 1 else 1
+    return f"{done / unit:,.{places}f}/{total / unit:,.{places}f} {suffix}"
+
+
+def step_columns(step: dict[str, Any]) -> dict[str, str]:
+    """What a step's row shows, from the server's view of it (GET /api/v1/tasks/{id}):
+    the same bytes, rate and ETA as the UI and the API, not an estimate of the CLI's own.
+    A step that moved bytes and ended shows its average rate."""
+    done, total, state = step["bytes_done"], step["bytes_total"], step["state"]
+    cols = {"bytes": "", "rate": "", "eta": ""}
+    if not (done or total):
+        return cols
+    cols["bytes"] = _bytes(done, total) if total else decimal(done)
+    if state == "running":
+        rate = step.get("rate_bytes_per_s") or 0.0
+        cols["rate"] = f"{decimal(int(rate))}/s" if rate > 0 else "?"
+        eta = step.get("eta_s")
+        cols["eta"] = _clock(eta) if eta is not None else "-:--:--"
+        return cols
+    started, ended = _when(step.get("started_at")), _when(step.get("finished_at"))
+    if state == "succeeded" and started and ended and ended > started:
+        cols["rate"] = f"{decimal(int(done / (ended - started).total_seconds()))}/s"
+    return cols
+
+
+class _Field(ProgressColumn):
+    """One of a row's fields, on one line unless ``wrap`` (the bar gives up width first)."""
+
+    def __init__(self, key: str, style: str = "", *, markup: bool = False, wrap: bool = False):
+        super().__init__(table_column=Column(no_wrap=not wrap))
+        self.key, self.style, self.markup = key, style, markup
 
     def render(self, task: Task) -> RenderableType:
-        if not task.fields.get("moves_bytes"):
-            return Text("")
-        return self.inner.render(task)
+        value = str(task.fields.get(self.key, ""))
+        return Text.from_markup(value) if self.markup else Text(value, style=self.style)
 
 
-def _describe(step: dict[str, Any]) -> str:
-    state = step["state"]
-    text = f"{step['name']:<8} [dim]{step['node_id']}[/dim] {state}"
-    if step.get("error"):
-        text += f" [red]{step['error'].get('message', '')}[/red]"
-    return text
+def _state(state: str) -> str:
+    return f"[{STATE_STYLE[state]}]{state}[/]" if state in STATE_STYLE else state
+
+
+def step_progress(console: Console) -> Progress:
+    """One row per step: name, node, bar, bytes, rate, ETA, state."""
+    return Progress(
+        _Field("name", "bold"),
+        _Field("node", "dim"),
+        BarColumn(bar_width=None),
+        _Field("bytes"),
+        _Field("rate"),
+        _Field("eta"),
+        _Field("state", markup=True),
+        _Field("error", "red", wrap=True),
+        console=console,
+        transient=False,
+    )
+
+
+def show_step(progress: Progress, bars: dict[str, TaskID], step: dict[str, Any]) -> None:
+    """Add or update the row of ``step`` (as GET /api/v1/tasks/{id} shows it)."""
+    moves = bool(step["bytes_total"] or step["bytes_done"])
+    finished = step["state"] in TERMINAL
+    total = step["bytes_total"] if moves else (1 if finished else None)
+    done = step["bytes_done"] if moves else (1 if finished else 0)
+    bar = bars.get(step["id"])
+    if bar is None:
+        bar = bars[step["id"]] = progress.add_task("", total=total)
+    cols = step_columns(step)
+    progress.update(bar, completed=done, total=total, name=step["name"], node=step["node_id"],
+                    state=_state(step["state"]), error=(step.get("error") or {}).get("message", ""),
+                    bytes=cols["bytes"], rate=cols["rate"], eta=cols["eta"])  # fmt: skip
 
 
 async def watch_task(client: Client, task_id: str, console: Console) -> dict[str, Any]:
@@ -62,27 +119,12 @@ async def watch_task(client: Client, task_id: str, console: Console) -> dict[str
 
     listener = asyncio.create_task(listen())
     bars: dict[str, TaskID] = {}
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        _Bytes(DownloadColumn()),
-        _Bytes(TransferSpeedColumn()),
-        _Bytes(TimeRemainingColumn()),
-    )
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with step_progress(console) as progress:
             while True:
                 task: dict[str, Any] = await client.get(f"/api/v1/tasks/{task_id}")
                 for step in task["steps"]:
-                    bar = bars.get(step["id"])
-                    moves = bool(step["bytes_total"] or step["bytes_done"])
-                    finished = step["state"] in TERMINAL
-                    total = step["bytes_total"] if moves else (1 if finished else None)
-                    done = step["bytes_done"] if moves else (1 if finished else 0)
-                    if bar is None:
-                        bar = bars[step["id"]] = progress.add_task(_describe(step), total=total)
-                    progress.update(bar, description=_describe(step), completed=done,
-                                    total=total, moves_bytes=moves)  # fmt: skip
+                    show_step(progress, bars, step)
                 if task["state"] in TERMINAL:
                     break
                 with contextlib.suppress(TimeoutError):
