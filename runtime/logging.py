@@ -79,7 +79,8 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, redact_secrets],
+        # a stdlib record's exc_info (aiohttp's, aio-pika's) as text, redacted like ours
+        foreign_pre_chain=[*shared, structlog.processors.format_exc_info, redact_secrets],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)

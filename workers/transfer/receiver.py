@@ -109,6 +109,13 @@ async def _errors(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return _problem(400, "bad-request", f"{where}: {first['msg']}")
+    except ConnectionResetError as exc:
+        # The sender went away mid-request (killed, its link down): a flaky link's
+        # everyday event, not a receiver error (aiohttp would log a traceback at error
+        # level). Nothing of an unfinished chunk is held; the sender sends it again. The
+        # answer goes nowhere: aiohttp drops it on the closed connection.
+        log.info("transfer.sender_gone", path=request.path, error=str(exc))
+        return _problem(400, "connection-lost", str(exc))
 
 
 def _authorize(request: web.Request, artifact_id: str) -> None:

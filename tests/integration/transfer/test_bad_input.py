@@ -11,6 +11,7 @@ import yarl
 
 from protocol.tokens import generate_private_key, issue_token
 from tests.fixtures.transfer import Receiver, make_package, running_receiver, sha256_file
+from tests.waiting import eventually
 from workers.transfer.errors import StorageFull
 from workers.transfer.sender import send_package
 from workers.transfer.tls import client_fingerprint
@@ -263,3 +264,38 @@ async def test_a_receiver_with_another_certificate_is_refused_at_once(
     body = transfer_receiver.body("fp", destination_fingerprint="not-hex")
     with pytest.raises(FingerprintMismatch, match="hex SHA-256"):
         await send_package(pkg, body, progress, refresh)
+
+
+async def test_a_sender_gone_mid_body_is_logged_as_such_and_the_chunk_is_not_held(
+    http, transfer_receiver, caplog
+):
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    r = transfer_receiver
+    await _declare(http, r)
+    data = b"g" * CB
+    sent = asyncio.Event()
+
+    async def dies() -> AsyncIterator[bytes]:
+        yield data[:1000]
+        sent.set()
+        raise RuntimeError("the sender process dies")
+
+    hdrs = {**_chunk_headers(r, data), "Content-Length": str(CB)}
+    with capture_logs() as logs:
+        with pytest.raises(aiohttp.ClientError):
+            async with http.put("/transfer/v1/a1/disk/0", data=dies(), headers=hdrs):
+                pass
+
+        async def told() -> bool:
+            return any(e["event"] == "transfer.sender_gone" for e in logs)
+
+        await eventually(told, what="the receiver saw the sender go")
+    assert sent.is_set()
+    assert not [rec for rec in caplog.records if rec.levelname == "ERROR"]  # no traceback
+    assert not await _held(http, r, 0)
+    async with http.put("/transfer/v1/a1/disk/0", data=data, headers=_chunk_headers(r, data)):
+        pass
+    assert await _held(http, r, 0)
