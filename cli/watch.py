@@ -43,7 +43,7 @@ def _bytes(done: int, total: int) -> str:
 def step_columns(step: dict[str, Any]) -> dict[str, str]:
     """What a step's row shows, from the server's view of it (GET /api/v1/tasks/{id}):
     the same bytes, rate and ETA as the UI and the API, not an estimate of the CLI's own.
-    A step that moved bytes and ended shows its average rate."""
+    A step that moved bytes and succeeded at its first attempt shows its average rate."""
     done, total, state = step["bytes_done"], step["bytes_total"], step["state"]
     cols = {"bytes": "", "rate": "", "eta": ""}
     if not (done or total):
@@ -56,7 +56,8 @@ def step_columns(step: dict[str, Any]) -> dict[str, str]:
         cols["eta"] = _clock(eta) if eta is not None else "-:--:--"
         return cols
     started, ended = _when(step.get("started_at")), _when(step.get("finished_at"))
-    if state == "succeeded" and started and ended and ended > started:
+    # the server keeps a step's first start: a retried step's average would span the pause
+    if state == "succeeded" and not step["attempt"] and started and ended and ended > started:
         cols["rate"] = f"{decimal(int(done / (ended - started).total_seconds()))}/s"
     return cols
 

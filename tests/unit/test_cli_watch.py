@@ -42,6 +42,8 @@ def test_a_step_that_succeeded_shows_its_average_rate_and_no_eta() -> None:
                 rate_bytes_per_s=7 * MB, eta_s=None,
                 finished_at="2026-11-26T10:00:04+00:00")  # fmt: skip
     assert step_columns(done) == {"bytes": "100.0/100.0 MB", "rate": "25.0 MB/s", "eta": ""}
+    # a retried step: its start is the first attempt's, an average would span the pause
+    assert step_columns(done | {"attempt": 1})["rate"] == ""
 
 
 def test_a_step_that_failed_or_moves_no_bytes_shows_no_rate() -> None:
