@@ -280,9 +280,13 @@ def _summary(console: Console, demo: Demo, final: dict[str, Any], exit_after: bo
     console.print(f"\ncopy [{colour}]{final['state']}[/{colour}]")
     console.print(f"UI and API: [bold]{demo.server}/[/bold]  (user admin, password "
                   f"[bold]{demo.password}[/bold])")  # fmt: skip
-    console.print(f"  hcc tasks show {final['id']} --server {demo.server}", soft_wrap=True)
     console.print(f"logs: {demo.stack.root}")
     if not exit_after:
+        hcc = Path(sys.executable).with_name("hcc")  # the virtualenv's, not on PATH
+        console.print("the task from the CLI:")
+        console.print(f"  HCC_USER=admin HCC_PASSWORD={demo.password} {hcc} tasks show "
+                      f"{final['id']} --server {demo.server}", soft_wrap=True,
+                      highlight=False)  # fmt: skip
         console.print("running until Ctrl-C")
 
 

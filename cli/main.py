@@ -20,6 +20,7 @@ from rich.table import Table
 from cli.client import ApiError, Client, Credentials
 from cli.node import node as node_command
 from cli.ova import export_command, import_command
+from cli.units import size
 from cli.watch import watch_task
 from protocol.schema import message_schemas
 
@@ -63,17 +64,6 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     console.print(table)
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
-        value /= 1024
-    return str(n)
 
 
 # --------------------------------------------------------------------------- server
@@ -154,7 +144,7 @@ def nodes_list(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps(items, indent=2))
         return
     _table("nodes", ["id", "status", "version", "last heartbeat", "free storage", "receiver"],
-           [[n["id"], n["status"], n["version"], n["last_heartbeat"], _size(n["free_bytes"]),
+           [[n["id"], n["status"], n["version"], n["last_heartbeat"], size(n["free_bytes"]),
              n["receiver_url"]] for n in items])  # fmt: skip
 
 
@@ -320,7 +310,7 @@ def tasks_list(
         return
     _table(f"tasks ({page['total']} in all)", ["id", "kind", "state", "created", "by", "progress"],
            [[t["id"], t["kind"], t["state"], t["created_at"], t["created_by"],
-             f"{_size(t['bytes_done'])} / {_size(t['bytes_total'])}" if t["bytes_total"] else ""]
+             f"{size(t['bytes_done'])} / {size(t['bytes_total'])}" if t["bytes_total"] else ""]
             for t in page["items"]])  # fmt: skip
 
 
@@ -343,8 +333,8 @@ def tasks_show(task_id: str, server: ServerOpt = None, as_json: JsonOpt = False)
                 s["node_id"],
                 s["state"],
                 s["attempt"],
-                _size(s["bytes_done"]),
-                _size(s["bytes_total"]),
+                size(s["bytes_done"]),
+                size(s["bytes_total"]),
                 (s["error"] or {}).get("message"),
             ]
             for s in t["steps"]

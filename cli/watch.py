@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console, RenderableType
-from rich.filesize import decimal, pick_unit_and_suffix
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID
 from rich.table import Column
 from rich.text import Text
 
+from cli import units
 from cli.client import Client
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -33,13 +33,6 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def _bytes(done: int, total: int) -> str:
-    """``61.9/123.7 MB``: both in the total's unit, as rich's DownloadColumn shows them."""
-    unit, suffix = pick_unit_and_suffix(total, ["bytes", "kB", "MB", "GB", "TB", "PB"], 1000)
-    places = 0 if unit == 1 else 1
-    return f"{done / unit:,.{places}f}/{total / unit:,.{places}f} {suffix}"
-
-
 def step_columns(step: dict[str, Any]) -> dict[str, str]:
     """What a step's row shows, from the server's view of it (GET /api/v1/tasks/{id}):
     the same bytes, rate and ETA as the UI and the API, not an estimate of the CLI's own.
@@ -48,17 +41,17 @@ def step_columns(step: dict[str, Any]) -> dict[str, str]:
     cols = {"bytes": "", "rate": "", "eta": ""}
     if not (done or total):
         return cols
-    cols["bytes"] = _bytes(done, total) if total else decimal(done)
+    cols["bytes"] = units.progress(done, total) if total else units.size(done)
     if state == "running":
         rate = step.get("rate_bytes_per_s") or 0.0
-        cols["rate"] = f"{decimal(int(rate))}/s" if rate > 0 else "?"
+        cols["rate"] = f"{units.size(rate)}/s" if rate > 0 else "?"
         eta = step.get("eta_s")
         cols["eta"] = _clock(eta) if eta is not None else "-:--:--"
         return cols
     started, ended = _when(step.get("started_at")), _when(step.get("finished_at"))
     # the server keeps a step's first start: a retried step's average would span the pause
     if state == "succeeded" and not step["attempt"] and started and ended and ended > started:
-        cols["rate"] = f"{decimal(int(done / (ended - started).total_seconds()))}/s"
+        cols["rate"] = f"{units.size(done / (ended - started).total_seconds())}/s"
     return cols
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -19,5 +20,9 @@ def test_hcc_demo_exit(amqp_url: str):
     assert result.returncode == 0, out
     assert "copy succeeded" in out
     assert "UI and API: http://127.0.0.1:" in out
+    # a row per step, with the bytes and the average rate of those that moved bytes
+    for step in ("export", "send", "import"):
+        assert re.search(rf"^{step} +n-\S+ .* [\d.]+/[\d.]+ MiB +[\d.]+ [KMG]?i?B/s +succeeded",
+                         out, re.MULTILINE), out  # fmt: skip
     for name in ("n-vcd", "n-vsphere", "server", "vcd-sim"):
         assert f"stopped {name}" in out
