@@ -72,6 +72,7 @@ def test_copy_through_the_wizard_reaches_100_percent_and_lands_in_vcd(page: Page
     expect(send).to_contain_text("succeeded")
     expect(send.locator(".pct")).to_have_text("100%")
     expect(send).to_contain_text(re.compile(r"MiB of .*MiB"))
+    expect(send.locator("td[data-label=Rate]")).to_contain_text(re.compile(r"B/s avg$"))
     for step in ("export", "import", "deploy"):
         expect(steps.locator(f"tr[data-row={step}]")).to_contain_text("succeeded")
     expect(page.locator(".overall .pct")).to_have_text("100%")

@@ -32,13 +32,22 @@ function stepNote(step) {
   return "";
 }
 
+// Live while running; once succeeded, the average over the step (first attempt only: the
+// server keeps a step's first start, so a retried step's average would span the pause).
+function stepRate(step) {
+  if (step.state === "running") return rate(step.rate_bytes_per_s);
+  if (step.state !== "succeeded" || step.attempt || !step.bytes_done || !step.started_at || !step.finished_at) return "–";
+  const seconds = (new Date(step.finished_at) - new Date(step.started_at)) / 1000;
+  return seconds > 0 ? h("span", { title: "average" }, `${rate(step.bytes_done / seconds)} avg`) : "–";
+}
+
 function stepsTable(task) {
   return table("!Steps", [
     { label: "Step", cell: (s) => h("span", {}, STEP_NAMES[s.name] || s.name, s.attempt ? h("span", { class: "muted small" }, ` (attempt ${s.attempt + 1})`) : null) },
     { label: "Node", cell: (s) => s.node_id },
     { label: "State", cell: (s) => badge(s.state, STATE_TONES[s.state]) },
     { label: "Progress", cell: stepProgress },
-    { label: "Rate", cell: (s) => (s.state === "running" ? rate(s.rate_bytes_per_s) : "–") },
+    { label: "Rate", cell: stepRate },
     { label: "ETA", cell: (s) => (s.state === "running" && s.eta_s !== null ? duration(s.eta_s) : "–") },
     { label: "Notes", cell: stepNote, class: "notes" },
   ], task.steps, { rowKey: (s) => s.name });
