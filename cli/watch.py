@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
 from typing import Any
 
 from rich.console import Console, RenderableType
@@ -24,10 +23,6 @@ POLL_S = 2.0
 STATE_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}
 
 
-def _when(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-
 def _clock(seconds: float) -> str:
     s = int(seconds + 0.5)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
@@ -36,7 +31,7 @@ def _clock(seconds: float) -> str:
 def step_columns(step: dict[str, Any]) -> dict[str, str]:
     """What a step's row shows, from the server's view of it (GET /api/v1/tasks/{id}):
     the same bytes, rate and ETA as the UI and the API, not an estimate of the CLI's own.
-    A step that moved bytes and succeeded at its first attempt shows its average rate."""
+    A step that succeeded shows the average rate the server gives it, if any."""
     done, total, state = step["bytes_done"], step["bytes_total"], step["state"]
     cols = {"bytes": "", "rate": "", "eta": ""}
     if not (done or total):
@@ -48,10 +43,9 @@ def step_columns(step: dict[str, Any]) -> dict[str, str]:
         eta = step.get("eta_s")
         cols["eta"] = _clock(eta) if eta is not None else "-:--:--"
         return cols
-    started, ended = _when(step.get("started_at")), _when(step.get("finished_at"))
-    # the server keeps a step's first start: a retried step's average would span the pause
-    if state == "succeeded" and not step["attempt"] and started and ended and ended > started:
-        cols["rate"] = f"{units.size(done / (ended - started).total_seconds())}/s"
+    average = step.get("average_bytes_per_s")
+    if state == "succeeded" and average:
+        cols["rate"] = f"{units.size(average)}/s"
     return cols
 
 

@@ -256,6 +256,10 @@ class StepView(ApiModel):
     percent: float | None
     rate_bytes_per_s: float
     eta_s: float | None
+    average_bytes_per_s: float | None = Field(
+        description="A step that moved bytes and succeeded at its first attempt: bytes over "
+        "its duration (a retried step keeps its first start, so it has none)"
+    )
     message: str | None
     started_at: datetime | None
     finished_at: datetime | None

@@ -19,6 +19,12 @@ def step_view(step: Step, offline: frozenset[str] = frozenset()) -> StepView:
             eta = round(max(total - step.bytes_done, 0) / step.rate_bytes_per_s, 1)
     if step.state == "succeeded" and total:
         percent = 100.0
+    started, finished = aware(step.started_at), aware(step.finished_at)
+    average = None
+    # a retried step keeps its first start: an average would span the pause between attempts
+    if step.state == "succeeded" and not step.attempt and step.bytes_done and started and finished:
+        seconds = (finished - started).total_seconds()
+        average = round(step.bytes_done / seconds, 1) if seconds > 0 else None
     return StepView(
         id=step.id,
         name=step.name,
@@ -30,9 +36,10 @@ def step_view(step: Step, offline: frozenset[str] = frozenset()) -> StepView:
         percent=percent,
         rate_bytes_per_s=step.rate_bytes_per_s,
         eta_s=eta,
+        average_bytes_per_s=average,
         message=_waiting(step, offline) or step.message,
-        started_at=aware(step.started_at),
-        finished_at=aware(step.finished_at),
+        started_at=started,
+        finished_at=finished,
         error=step.error,
         result=step.result,
     )

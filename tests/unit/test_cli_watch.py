@@ -19,8 +19,8 @@ def step(name: str = "send", **over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "id": str(uuid.uuid4()), "name": name, "node_id": "n-vsphere", "state": "running",
         "attempt": 0, "bytes_done": 0, "bytes_total": None, "rate_bytes_per_s": 0.0,
-        "eta_s": None, "started_at": "2026-11-26T10:00:00+00:00", "finished_at": None,
-        "error": None,
+        "eta_s": None, "average_bytes_per_s": None, "started_at": "2026-11-26T10:00:00+00:00",
+        "finished_at": None, "error": None,
     }  # fmt: skip
     return base | over
 
@@ -40,11 +40,11 @@ def test_a_running_step_without_a_rate_yet_says_it_does_not_know() -> None:
 
 def test_a_step_that_succeeded_shows_its_average_rate_and_no_eta() -> None:
     done = step(state="succeeded", bytes_done=100 * MIB, bytes_total=100 * MIB,
-                rate_bytes_per_s=7 * MIB, eta_s=None,
+                rate_bytes_per_s=7 * MIB, eta_s=None, average_bytes_per_s=25 * MIB,
                 finished_at="2026-11-26T10:00:04+00:00")  # fmt: skip
     assert step_columns(done) == {"bytes": "100.0/100.0 MiB", "rate": "25.0 MiB/s", "eta": ""}
-    # a retried step: its start is the first attempt's, an average would span the pause
-    assert step_columns(done | {"attempt": 1})["rate"] == ""
+    # a retried step: the server gives no average (it would span the pause)
+    assert step_columns(done | {"attempt": 1, "average_bytes_per_s": None})["rate"] == ""
 
 
 def test_a_step_that_failed_or_moves_no_bytes_shows_no_rate() -> None:
@@ -59,7 +59,8 @@ def test_every_step_of_a_copy_fits_one_line_of_an_80_column_terminal() -> None:
     console = Console(file=out, width=80, force_terminal=False, color_system=None)
     total = 123_700_000
     moved = {"bytes_done": total, "bytes_total": total, "state": "succeeded",
-             "finished_at": "2026-11-26T10:00:02+00:00"}  # fmt: skip
+             "finished_at": "2026-11-26T10:00:02+00:00",
+             "average_bytes_per_s": total / 2}  # fmt: skip
     steps = [step("export", **moved), step("send", **moved),
              step("import", node_id="n-vcd", bytes_done=total // 2, bytes_total=total,
                   rate_bytes_per_s=20 * MIB, eta_s=3.1),

@@ -32,13 +32,11 @@ function stepNote(step) {
   return "";
 }
 
-// Live while running; once succeeded, the average over the step (first attempt only: the
-// server keeps a step's first start, so a retried step's average would span the pause).
+// Live while running; once succeeded, the average the server computes (none for a retried step).
 function stepRate(step) {
   if (step.state === "running") return rate(step.rate_bytes_per_s);
-  if (step.state !== "succeeded" || step.attempt || !step.bytes_done || !step.started_at || !step.finished_at) return "–";
-  const seconds = (new Date(step.finished_at) - new Date(step.started_at)) / 1000;
-  return seconds > 0 ? h("span", { title: "average" }, `${rate(step.bytes_done / seconds)} avg`) : "–";
+  if (step.state !== "succeeded" || !step.average_bytes_per_s) return "–";
+  return h("span", { title: "average" }, `${rate(step.average_bytes_per_s)} avg`);
 }
 
 function stepsTable(task) {
